@@ -1,0 +1,257 @@
+import Foundation
+
+/// The docker client on PATH.
+public struct DockerCLIFact: Sendable {
+    public var path: String?
+    public var version: String?
+    public var error: String?
+
+    public init(path: String?, version: String?, error: String?) {
+        self.path = path
+        self.version = version
+        self.error = error
+    }
+}
+
+/// What the daemon says about itself.
+public struct EngineInfo: Sendable, Equatable {
+    public var serverVersion: String
+    public var apiVersion: String
+    public var os: String
+    public var securityOptions: [String]
+    public var dockerRootDir: String?
+
+    public var rootless: Bool { securityOptions.contains { $0.hasPrefix("name=rootless") } }
+    public var usernsRemap: Bool { securityOptions.contains { $0.hasPrefix("name=userns") } }
+    public var selinux: Bool { securityOptions.contains { $0.hasPrefix("name=selinux") } }
+
+    public init(serverVersion: String, apiVersion: String, os: String, securityOptions: [String], dockerRootDir: String?) {
+        self.serverVersion = serverVersion
+        self.apiVersion = apiVersion
+        self.os = os
+        self.securityOptions = securityOptions
+        self.dockerRootDir = dockerRootDir
+    }
+}
+
+/// Evidence for "permission denied" on the socket: who owns it and whether we are in its group.
+public struct SocketAccess: Sendable, Equatable {
+    public var socketGroupID: UInt32
+    public var socketGroupName: String?
+    public var userName: String?
+    /// The user is listed in /etc/group for the socket's group…
+    public var listedInGroup: Bool
+    /// …and this process actually has that group (false after `usermod -aG` without a new login).
+    public var processHasGroup: Bool
+
+    public init(socketGroupID: UInt32, socketGroupName: String?, userName: String?, listedInGroup: Bool, processHasGroup: Bool) {
+        self.socketGroupID = socketGroupID
+        self.socketGroupName = socketGroupName
+        self.userName = userName
+        self.listedInGroup = listedInGroup
+        self.processHasGroup = processHasGroup
+    }
+}
+
+public enum EngineFact: Sendable {
+    case reachable(DockerEndpoint, EngineInfo)
+    case unreachable(DockerEndpoint?, reason: String, cause: EngineFailureCause, access: SocketAccess?)
+}
+
+public enum EngineFailureCause: String, Sendable, Codable {
+    case badEndpoint = "bad-endpoint"
+    case noSocket = "no-socket"
+    case staleSocket = "stale-socket"
+    case permissionDenied = "permission-denied"
+    case timeout
+    case noCLI = "no-cli"
+    case other
+}
+
+/// `docker image inspect` in the parts ezmsi uses.
+public struct ImageInfo: Sendable, Equatable {
+    public var reference: String
+    public var id: String
+    public var repoDigests: [String]
+    public var user: String
+    public var workingDir: String
+    public var entrypoint: [String]
+    public var cmd: [String]
+    public var env: [String]
+
+    public init(reference: String, id: String, repoDigests: [String], user: String, workingDir: String, entrypoint: [String], cmd: [String], env: [String]) {
+        self.reference = reference
+        self.id = id
+        self.repoDigests = repoDigests
+        self.user = user
+        self.workingDir = workingDir
+        self.entrypoint = entrypoint
+        self.cmd = cmd
+        self.env = env
+    }
+}
+
+public enum ImageFact: Sendable {
+    case present(ImageInfo)
+    case missing(String)
+    case unknown(String)
+}
+
+enum DockerGatherer {
+    static func cli(environment: [String: String], timeout: Double) -> DockerCLIFact {
+        guard let path = Subprocess.which("docker", path: environment["PATH"]) else {
+            return DockerCLIFact(path: nil, version: nil, error: "docker is not on PATH")
+        }
+        do {
+            let out = try Subprocess.run(path, ["--version"], environment: environment, timeout: timeout)
+            guard out.status == 0 else {
+                return DockerCLIFact(path: path, version: nil, error: "docker --version exited \(out.status)")
+            }
+            // "Docker version 28.2.2, build e6534b4"
+            let text = out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let version = text.components(separatedBy: "version ").dropFirst().first?
+                .components(separatedBy: ",").first ?? text
+            return DockerCLIFact(path: path, version: version, error: nil)
+        } catch {
+            return DockerCLIFact(path: path, version: nil, error: "\(error)")
+        }
+    }
+
+    static func engine(endpoint: Result<DockerEndpoint, EndpointError>, cli: () -> DockerCLIFact,
+                       environment: [String: String], timeout: Double) -> EngineFact {
+        let ep: DockerEndpoint
+        switch endpoint {
+        case .failure(let e): return .unreachable(nil, reason: e.description, cause: .badEndpoint, access: nil)
+        case .success(let e): ep = e
+        }
+        guard let socketPath = ep.unixSocketPath else { return engineViaCLI(ep, cli: cli(), environment: environment, timeout: timeout) }
+        let client = EngineClient(socketPath: socketPath, timeout: timeout)
+        switch client.get("/_ping") {
+        case .failure(let f):
+            let cause: EngineFailureCause
+            var access: SocketAccess?
+            switch f {
+            case .noSocketFile, .notASocket: cause = .noSocket
+            case .refused: cause = .staleSocket
+            case .permissionDenied: cause = .permissionDenied; access = socketAccess(socketPath)
+            case .timedOut: cause = .timeout
+            default: cause = .other
+            }
+            return .unreachable(ep, reason: f.description, cause: cause, access: access)
+        case .success(let ping):
+            guard ping.status == 200 else {
+                return .unreachable(ep, reason: "ping answered HTTP \(ping.status)", cause: .other, access: nil)
+            }
+        }
+        // /version and /info in parallel: /version makes the daemon ask containerd and runc.
+        let versionBox = Box<Result<HTTPResponse, SocketFailure>?>(nil)
+        let infoBox = Box<Result<HTTPResponse, SocketFailure>?>(nil)
+        let group = DispatchGroup()
+        DispatchQueue.global().async(group: group) { versionBox.value = client.get("/version") }
+        DispatchQueue.global().async(group: group) { infoBox.value = client.get("/info") }
+        group.wait()
+        let version = versionBox.value, info = infoBox.value
+        func json(_ r: Result<HTTPResponse, SocketFailure>?) -> [String: Any]? {
+            guard case .success(let resp)? = r, resp.status == 200 else { return nil }
+            return (try? JSONSerialization.jsonObject(with: Data(resp.body))) as? [String: Any]
+        }
+        guard let v = json(version) else {
+            if case .failure(let f)? = version { return .unreachable(ep, reason: f.description, cause: .timeout, access: nil) }
+            return .unreachable(ep, reason: "the daemon did not return its version", cause: .other, access: nil)
+        }
+        let i = json(info) ?? [:]
+        return .reachable(ep, EngineInfo(
+            serverVersion: v["Version"] as? String ?? "?",
+            apiVersion: v["ApiVersion"] as? String ?? "?",
+            os: v["Os"] as? String ?? "?",
+            securityOptions: i["SecurityOptions"] as? [String] ?? [],
+            dockerRootDir: i["DockerRootDir"] as? String))
+    }
+
+    /// For tcp://, ssh:// and other endpoints the CLI knows how to reach (TLS, ssh), ask it.
+    static func engineViaCLI(_ ep: DockerEndpoint, cli: DockerCLIFact, environment: [String: String],
+                             timeout: Double) -> EngineFact {
+        guard let docker = cli.path else {
+            return .unreachable(ep, reason: "\(ep.host) is not a unix socket and the docker CLI is not on PATH",
+                                cause: .noCLI, access: nil)
+        }
+        do {
+            let out = try Subprocess.run(docker, ["info", "--format", "{{json .}}"], environment: environment,
+                                         timeout: timeout)
+            guard out.status == 0,
+                  let json = (try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8))) as? [String: Any] else {
+                let reason = out.stderr.split(separator: "\n").first.map(String.init) ?? "docker info failed"
+                let cause: EngineFailureCause = reason.contains("permission denied") ? .permissionDenied : .other
+                return .unreachable(ep, reason: reason, cause: cause, access: nil)
+            }
+            return .reachable(ep, EngineInfo(
+                serverVersion: json["ServerVersion"] as? String ?? "?", apiVersion: "?",
+                os: json["OSType"] as? String ?? "?",
+                securityOptions: json["SecurityOptions"] as? [String] ?? [],
+                dockerRootDir: json["DockerRootDir"] as? String))
+        } catch {
+            return .unreachable(ep, reason: "\(error)", cause: .timeout, access: nil)
+        }
+    }
+
+    static func socketAccess(_ path: String) -> SocketAccess? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        let gid = st.st_gid
+        let groupName = getgrgid(gid).map { String(cString: $0.pointee.gr_name) }
+        let userName = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) }
+        var listed = false
+        if let g = getgrgid(gid), let userName {
+            var member = g.pointee.gr_mem
+            while let m = member?.pointee {
+                if String(cString: m) == userName { listed = true; break }
+                member = member?.advanced(by: 1)
+            }
+            if let pw = getpwuid(getuid()), pw.pointee.pw_gid == gid { listed = true }
+        }
+        let count = getgroups(0, nil)
+        var groups = [gid_t](repeating: 0, count: Int(max(count, 0)))
+        _ = getgroups(count, &groups)
+        let has = groups.contains(gid) || getegid() == gid
+        return SocketAccess(socketGroupID: gid, socketGroupName: groupName, userName: userName, listedInGroup: listed,
+                            processHasGroup: has)
+    }
+
+    static func image(_ reference: String, engine: EngineFact, cli: () -> DockerCLIFact,
+                      environment: [String: String], timeout: Double) -> ImageFact {
+        guard case let .reachable(ep, _) = engine else { return .unknown("the daemon is not reachable") }
+        var body: [UInt8]
+        if let socket = ep.unixSocketPath {
+            switch EngineClient(socketPath: socket, timeout: timeout).get("/images/\(EngineClient.escape(reference))/json") {
+            case .failure(let f): return .unknown(f.description)
+            case .success(let r):
+                if r.status == 404 { return .missing(reference) }
+                guard r.status == 200 else { return .unknown("image inspect answered HTTP \(r.status)") }
+                body = r.body
+            }
+        } else {
+            guard let docker = cli().path else { return .unknown("docker CLI not on PATH") }
+            do {
+                let out = try Subprocess.run(docker, ["image", "inspect", "--format", "{{json .}}", reference],
+                                             environment: environment, timeout: timeout)
+                if out.status != 0 {
+                    return out.stderr.lowercased().contains("no such image") ? .missing(reference) : .unknown(out.stderr)
+                }
+                body = Array(out.stdout.utf8)
+            } catch { return .unknown("\(error)") }
+        }
+        guard let json = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+            return .unknown("image inspect returned no JSON")
+        }
+        let config = json["Config"] as? [String: Any] ?? [:]
+        return .present(ImageInfo(
+            reference: reference,
+            id: json["Id"] as? String ?? "?",
+            repoDigests: json["RepoDigests"] as? [String] ?? [],
+            user: config["User"] as? String ?? "",
+            workingDir: config["WorkingDir"] as? String ?? "",
+            entrypoint: config["Entrypoint"] as? [String] ?? [],
+            cmd: config["Cmd"] as? [String] ?? [],
+            env: config["Env"] as? [String] ?? []))
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+
+/// Builds `Facts` without I/O for probe examples and tests: every fact not given is "not gathered" and gathering it
+/// would fail loudly, so an example cannot silently depend on this machine.
+public enum ExampleFacts {
+    public static let reachableEngine = EngineFact.reachable(
+        DockerEndpoint(host: "unix:///var/run/docker.sock", context: "default", source: "default"),
+        EngineInfo(serverVersion: "28.2.2", apiVersion: "1.50", os: "linux",
+                   securityOptions: ["name=seccomp,profile=builtin"], dockerRootDir: "/var/lib/docker"))
+
+    public static let officialImage = ImageInfo(
+        reference: "openmsi/openmsistream:latest", id: "sha256:0123456789abcdef", repoDigests: [], user: "openmsi",
+        workingDir: "/home/openmsi", entrypoint: ["bash"], cmd: [], env: ["PATH=/home/openmsi/.local/bin:/usr/bin"])
+
+    public static let goodEnv = "CONFLUENT_BOOTSTRAP_SERVERS=broker.example:9092\nCONFLUENT_USERNAME=lab\nCONFLUENT_PASSWORD=s3cretpw\n"
+
+    public static let goodConsumerConfig = """
+        [broker]
+        bootstrap.servers = $CONFLUENT_BOOTSTRAP_SERVERS
+        sasl.mechanism    = PLAIN
+        security.protocol = SASL_SSL
+        sasl.username     = $CONFLUENT_USERNAME
+        sasl.password     = $CONFLUENT_PASSWORD
+
+        [consumer]
+        group.id           = create_new
+        auto.offset.reset  = earliest
+        enable.auto.commit = False
+        key.deserializer   = StringDeserializer
+        value.deserializer = DataFileChunkDeserializer
+
+        """
+
+    public static let goodProducerConfig = """
+        [broker]
+        bootstrap.servers = $CONFLUENT_BOOTSTRAP_SERVERS
+        sasl.mechanism    = PLAIN
+        security.protocol = SASL_SSL
+        sasl.username     = $CONFLUENT_USERNAME
+        sasl.password     = $CONFLUENT_PASSWORD
+
+        [producer]
+        key.serializer   = StringSerializer
+        value.serializer = DataFileChunkSerializer
+
+        """
+
+    public static func make(
+        command: String = "DataFileDownloadDirectory data --config config.config --topic_name xrd",
+        env: String? = goodEnv, envMode: UInt32 = 0o100600,
+        config: String? = goodConsumerConfig,
+        cli: DockerCLIFact? = DockerCLIFact(path: "/usr/bin/docker", version: "28.2.2", error: nil),
+        engine: EngineFact? = reachableEngine,
+        image: ImageFact? = .present(officialImage),
+        user: String? = nil, imageName: String = "openmsi/openmsistream:latest",
+        folder: String? = "/srv/scans", hostEnvironment: [String: String] = [:]
+    ) -> Facts {
+        let words = (try? ShellWords.split(command)) ?? []
+        let deployment = Deployment(
+            directory: "/lab/deploy", envFile: "/lab/deploy/openmsi.env", configFile: "/lab/deploy/config.config",
+            dataFolder: folder, image: imageName, user: user, extraMounts: [], command: words,
+            containerName: "ezmsi-deploy", sources: [:], trackerPath: nil)
+        let facts = Facts(deployment: deployment, environment: hostEnvironment, timeout: 1)
+        if let cli { facts.dockerCLI.set(cli) }
+        if let engine { facts.engine.set(engine) }
+        if let image { facts.image.set(image) }
+        if let env {
+            facts.envFile.set(.success(EnvFileFact(file: EnvFileParser.parse(bytes: Array(env.utf8), path: deployment.envFile),
+                                                   mode: envMode)))
+        } else {
+            facts.envFile.set(.failure(.missing(deployment.envFile)))
+        }
+        if let config {
+            facts.config.set(.success(ConfigFileFact(file: ConfigParser.parse(text: config, path: deployment.configFile),
+                                                     mode: 0o100644, uid: 1000, gid: 1000)))
+        } else {
+            facts.config.set(.failure(.missing(deployment.configFile)))
+        }
+        return facts
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+
+/// The env-file as read from disk.
+public struct EnvFileFact: Sendable {
+    public var file: EnvFile
+    public var mode: UInt32
+
+    public init(file: EnvFile, mode: UInt32) {
+        self.file = file
+        self.mode = mode
+    }
+}
+
+/// The config file as read from disk.
+public struct ConfigFileFact: Sendable {
+    public var file: ConfigFile
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+
+    public init(file: ConfigFile, mode: UInt32, uid: UInt32, gid: UInt32) {
+        self.file = file
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+    }
+}
+
+/// Everything the probes judge, gathered once and lazily: the first probe that needs a fact gathers it, the others
+/// wait for the same value. Gatherers are the only code that does I/O; probes are pure functions of these facts.
+public final class Facts: @unchecked Sendable {
+    public let deployment: Deployment
+    /// The host environment ezmsi (and so the docker CLI) runs with.
+    public let environment: [String: String]
+    public let timeout: Double
+
+    public let dockerCLI: Lazy<DockerCLIFact>
+    public let endpoint: Lazy<Result<DockerEndpoint, EndpointError>>
+    public let engine: Lazy<EngineFact>
+    public let image: Lazy<ImageFact>
+    public let envFile: Lazy<Result<EnvFileFact, FileProblem>>
+    public let config: Lazy<Result<ConfigFileFact, FileProblem>>
+    public let command: Lazy<ParsedCommand>
+
+    public init(deployment: Deployment, environment: [String: String], timeout: Double = 10) {
+        self.deployment = deployment
+        self.environment = environment
+        self.timeout = timeout
+        let env = environment
+        let cli = Lazy { DockerGatherer.cli(environment: env, timeout: timeout) }
+        dockerCLI = cli
+        let endpoint = Lazy { EndpointResolver.resolve(environment: env, home: env["HOME"]) }
+        self.endpoint = endpoint
+        let engine = Lazy { DockerGatherer.engine(endpoint: endpoint.get(), cli: cli.get, environment: env, timeout: timeout) }
+        self.engine = engine
+        image = Lazy { DockerGatherer.image(deployment.image, engine: engine.get(), cli: cli.get, environment: env,
+                                            timeout: timeout) }
+        envFile = Lazy {
+            FileReading.read(deployment.envFile).map {
+                EnvFileFact(file: EnvFileParser.parse(bytes: $0.bytes, path: deployment.envFile), mode: $0.mode)
+            }
+        }
+        config = Lazy {
+            FileReading.read(deployment.configFile).map {
+                ConfigFileFact(file: ConfigParser.parse(bytes: $0.bytes, path: deployment.configFile), mode: $0.mode,
+                               uid: $0.uid, gid: $0.gid)
+            }
+        }
+        command = Lazy { ProgramArgumentParser.parse(deployment.command) }
+    }
+
+    /// The environment the container will see from the env-file (bare keys take the host's value).
+    public var containerEnvironment: [String: String]? {
+        guard case .success(let fact) = envFile.get() else { return nil }
+        return fact.file.resolved(host: environment)
+    }
+}

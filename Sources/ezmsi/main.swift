@@ -1,0 +1,250 @@
+import ArgumentParser
+import EZMSIChecks
+import EZMSICore
+import Foundation
+
+/// Exit codes are part of the public contract (README, "Exit codes").
+enum Exit {
+    static let ok: Int32 = 0
+    static let failed: Int32 = 1      // a probe is fail/blocked/error (or warn with --strict); `command` refused
+    static let usage: Int32 = 2       // the command line is wrong
+    static let input: Int32 = 3       // a file ezmsi needs before any probe is unusable (tracker.json, init target)
+}
+
+struct Ezmsi: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ezmsi",
+        abstract: "Get OpenMSIStream programs running in Docker right the first time.",
+        discussion: """
+            Start with `ezmsi doctor` in a deployment folder (openmsi.env, config.config, tracker.json), then run \
+            what `ezmsi command` prints. `ezmsi init DIR --program NAME` creates a deployment folder.
+            """,
+        version: EZMSI.version,
+        subcommands: [Doctor.self, Checks.self, Command.self, Init.self])
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case human, json
+}
+
+/// Where the deployment comes from. Flags beat tracker.json, which beats the defaults.
+struct DeploymentOptions: ParsableArguments {
+    @Option(name: .customLong("deployment"), help: "Deployment folder (default: the current folder).")
+    var deployment: String?
+    @Option(name: .customLong("env-file"), help: "Env-file with the broker credentials (default: openmsi.env there).")
+    var envFile: String?
+    @Option(help: "Config file (default: config.config there).")
+    var config: String?
+    @Option(help: "Host data folder, mounted at /home/openmsi/data (tracker.json: service_local_target_folder).")
+    var folder: String?
+    @Option(help: "Image (default: openmsi/openmsistream:latest).")
+    var image: String?
+    @Option(help: "Container user, as for docker run --user (default: the image's).")
+    var user: String?
+    @Option(name: .customLong("mount"), help: "Extra bind mount HOST:CONTAINER[:ro]; repeatable.")
+    var mounts: [String] = []
+    @Option(help: "Container name (default: ezmsi-<deployment folder name>).")
+    var name: String?
+    @Argument(parsing: .postTerminator, help: "The OpenMSIStream command, after --.")
+    var command: [String] = []
+
+    func resolve() throws -> Deployment {
+        var flags = DeploymentFlags()
+        flags.deployment = deployment
+        flags.envFile = envFile
+        flags.config = config
+        flags.folder = folder
+        flags.image = image
+        flags.user = user
+        flags.mounts = mounts
+        flags.name = name
+        flags.command = command
+        return try DeploymentResolver.resolve(flags, cwd: FileManager.default.currentDirectoryPath)
+    }
+}
+
+struct ProbeSelection: ParsableArguments {
+    @Option(help: "Run only these probes: ids or prefixes (docker.), comma-separated or repeated.")
+    var only: [String] = []
+    @Option(help: "Skip these probes: ids or prefixes, comma-separated or repeated.")
+    var skip: [String] = []
+    @Option(help: "Seconds each probe may take.")
+    var timeout: Double = 10
+
+    func validate() throws {
+        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
+    }
+
+    var options: RunOptions {
+        func split(_ list: [String]) -> [String] { list.flatMap { $0.split(separator: ",").map(String.init) } }
+        return RunOptions(timeout: timeout, only: split(only), skip: split(skip))
+    }
+}
+
+/// Output written in one place so that secrets are scrubbed from everything ezmsi prints.
+struct Output {
+    let scrubber: Secrets.Scrubber
+
+    func stdout(_ text: String) { FileHandle.standardOutput.write(Data(scrubber.scrub(text).utf8)) }
+    func stderr(_ text: String) { FileHandle.standardError.write(Data(scrubber.scrub(text).utf8)) }
+}
+
+/// Runs the doctor and returns the report with the facts it used.
+func diagnose(_ deployment: Deployment, selection: RunOptions) throws -> (Report, Facts) {
+    let started = Date()
+    let clock = DispatchTime.now()
+    let facts = Facts(deployment: deployment, environment: ProcessInfo.processInfo.environment, timeout: selection.timeout)
+    let results = try Runner.run(Catalogue.all, facts: facts, options: selection)
+    let ms = Double(DispatchTime.now().uptimeNanoseconds - clock.uptimeNanoseconds) / 1_000_000
+    return (Report(checks: results, deployment: deployment, startedAt: started, durationMs: ms, strict: false), facts)
+}
+
+func usageFailure(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+    Foundation.exit(Exit.usage)
+}
+
+func inputFailure(_ error: InputError) -> Never {
+    FileHandle.standardError.write(Data("ezmsi: \(error.description)\n".utf8))
+    Foundation.exit(Exit.input)
+}
+
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a deployment: Docker, image, env-file, config, command.",
+        discussion: """
+            Exit status: 0 nothing failed (warnings allowed), 1 a probe failed, was blocked or errored (or warned, \
+            with --strict), 2 usage error, 3 the deployment definition itself is unusable.
+            Example: ezmsi doctor --folder ~/scans -- DataFileUploadDirectory data --config config.config --topic_name xrd
+            """)
+
+    @OptionGroup var deployment: DeploymentOptions
+    @OptionGroup var selection: ProbeSelection
+    @Option(help: "human or json (JSON goes to stdout alone).") var format: OutputFormat = .human
+    @Flag(help: "Treat warnings as failures.") var strict = false
+
+    func run() throws {
+        let resolved: Deployment
+        do { resolved = try deployment.resolve() } catch let e as InputError { inputFailure(e) }
+        var (report, facts): (Report, Facts)
+        do { (report, facts) = try diagnose(resolved, selection: selection.options) } catch let e as UnknownProbeSelector {
+            usageFailure(e.description)
+        }
+        if strict {
+            report = Report(checks: report.checks, deployment: resolved, startedAt: Date(), durationMs: report.durationMs, strict: true)
+        }
+        let out = Output(scrubber: Secrets.scrubber(for: facts))
+        switch format {
+        case .json: out.stdout(JSONRenderer.render(report))
+        case .human:
+            out.stdout(HumanRenderer.render(report, color: Terminal.wantsColor(fd: 1, environment: ProcessInfo.processInfo.environment)))
+        }
+        throw ExitCode(report.summary.exitCode)
+    }
+}
+
+struct Checks: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the probes the doctor runs.")
+    @Option(help: "human or json.") var format: OutputFormat = .human
+
+    struct Entry: Encodable {
+        var id: String
+        var title: String
+        var dependsOn: [String]
+        var rationale: String
+    }
+
+    func run() throws {
+        let entries = Catalogue.all.map { Entry(id: $0.id, title: $0.title, dependsOn: $0.dependsOn, rationale: $0.rationale) }
+        switch format {
+        case .json:
+            print(JSONRenderer.render(["schemaVersion": AnyEncodable(Report.schemaVersion), "checks": AnyEncodable(entries)]), terminator: "")
+        case .human:
+            let width = entries.map(\.id.count).max() ?? 0
+            for e in entries {
+                let deps = e.dependsOn.isEmpty ? "" : "  (after \(e.dependsOn.joined(separator: ", ")))"
+                print("\(e.id.padding(toLength: width + 2, withPad: " ", startingAt: 0))\(e.title)\(deps)")
+                print(String(repeating: " ", count: width + 2) + e.rationale)
+            }
+        }
+    }
+}
+
+struct AnyEncodable: Encodable {
+    let encode: (Encoder) throws -> Void
+    init<T: Encodable>(_ value: T) { encode = value.encode }
+    func encode(to encoder: Encoder) throws { try encode(encoder) }
+}
+
+struct Command: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the docker run command for the deployment (after the doctor passes).",
+        discussion: "Refuses (exit 1, naming the failing probes) while the doctor fails, unless --force.")
+
+    @OptionGroup var deployment: DeploymentOptions
+    @Option(help: "daemon (-d, restart policy), foreground (attached, q+Enter stops), or shell (bash in the same setup).")
+    var mode: RunMode = .daemon
+    @Option(help: "human (one shell line) or json (argv).") var format: OutputFormat = .human
+    @Flag(help: "Print the command even though the doctor fails.") var force = false
+    @Option(help: "Seconds each probe may take.") var timeout: Double = 10
+
+    func run() throws {
+        let resolved: Deployment
+        do { resolved = try deployment.resolve() } catch let e as InputError { inputFailure(e) }
+        let (report, facts) = try diagnose(resolved, selection: RunOptions(timeout: timeout))
+        let out = Output(scrubber: Secrets.scrubber(for: facts))
+        let failing = report.failingIDs
+        if !failing.isEmpty && !force {
+            out.stderr("ezmsi: not printing a command that would fail; failing checks: \(failing.joined(separator: ", "))\n" +
+                       "  run `ezmsi doctor` for details, or add --force\n")
+            throw ExitCode(Exit.failed)
+        }
+        var selinux = false
+        if case .reachable(_, let info) = facts.engine.get() { selinux = info.selinux }
+        let run = DockerRunCommand.build(resolved, mode: mode, selinux: selinux)
+        switch format {
+        case .json:
+            struct Payload: Encodable { var mode: RunMode; var argv: [String]; var command: String; var forced: Bool; var failing: [String] }
+            out.stdout(JSONRenderer.render(Payload(mode: mode, argv: run.argv, command: run.shellLine, forced: !failing.isEmpty, failing: failing)))
+        case .human:
+            if !failing.isEmpty { out.stderr("ezmsi: --force: printing despite failing checks: \(failing.joined(separator: ", "))\n") }
+            out.stdout(run.shellLine + "\n")
+        }
+    }
+}
+
+extension RunMode: ExpressibleByArgument {}
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a deployment folder for one program (never overwrites).",
+        discussion: "Writes openmsi.env (0600, keys without values), config.config, tracker.json and .gitignore.")
+
+    @Argument(help: "The folder to create or fill.") var directory: String
+    @Option(help: "The OpenMSIStream program, e.g. DataFileUploadDirectory.") var program: String
+
+    func run() throws {
+        guard let spec = ProgramTable.program(named: program) else {
+            usageFailure("unknown program \(program); choose one of: \(ProgramTable.all.map(\.name).joined(separator: ", "))")
+        }
+        let target = Paths.absolute(Paths.expandHome(directory), base: FileManager.default.currentDirectoryPath)
+        do {
+            let written = try Scaffold.write(program: spec, directory: target)
+            for path in written { print("created \(path)") }
+            print("next: fill in \(target)/openmsi.env, then run: ezmsi doctor --deployment \(ShellWords.quote(target))")
+        } catch let e as InputError { inputFailure(e) }
+    }
+}
+
+// ArgumentParser exits 64 on usage errors; ezmsi's contract is 2.
+do {
+    var command = try Ezmsi.parseAsRoot()
+    try command.run()
+} catch {
+    let code = Ezmsi.exitCode(for: error)
+    if code == .validationFailure {
+        FileHandle.standardError.write(Data((Ezmsi.fullMessage(for: error) + "\n").utf8))
+        exit(Exit.usage)
+    }
+    Ezmsi.exit(withError: error)
+}

@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# Shared environment for ezmsi's test/CI scripts.
+#
+#   source scripts/lib/env.sh        # in scripts, or in your shell to reuse the test daemon
+#   scripts/lib/env.sh [up|stop|status]
+#
+# Sourcing only sets variables and defines functions; it does not change the
+# options of the shell that sources it.  Every ensure_* function runs its body
+# in a subshell under `set -euo pipefail`, so it is safe to call from an
+# interactive shell: on failure it prints an error and returns non-zero.
+# Call them as plain commands, not as `if ensure_x` / `ensure_x && ...`:
+# bash ignores `set -e` inside a function called from such a context.
+# See DEVELOPERS.md.
+
+# Keep this path short: dockerd/containerd put unix sockets under
+# $EZMSI_CI_DIR/exec, and unix socket paths are limited to 107 bytes.
+export EZMSI_CI_DIR="${EZMSI_CI_DIR:-/tmp/ezmsi-ci}"
+export EZMSI_DOCKER_SOCK="$EZMSI_CI_DIR/docker.sock"
+export DOCKER_HOST="unix://$EZMSI_DOCKER_SOCK"
+export EZMSI_TEST_DOCKER_HOST="$DOCKER_HOST"
+export EZMSI_FIXTURE_IMAGE="openmsi/openmsistream:latest"
+EZMSI_FIXTURE_ALIAS="ezmsi/fixture:latest"
+EZMSI_PACKAGES=(docker.io libacl1-dev acl busybox-static bash-static util-linux python3)
+
+_ezmsi_die() {
+    echo "ezmsi-ci: error: $*" >&2
+    exit 1
+}
+
+_ezmsi_check_dir() {
+    [[ "$EZMSI_CI_DIR" == /* ]] || _ezmsi_die "EZMSI_CI_DIR must be an absolute path (got '$EZMSI_CI_DIR')"
+    # exec-root gets e.g. containerd/containerd.sock.ttrpc (+ ~40 bytes) appended.
+    ((${#EZMSI_CI_DIR} <= 48)) ||
+        _ezmsi_die "EZMSI_CI_DIR='$EZMSI_CI_DIR' is too long (max 48 chars): unix socket paths under it would exceed the kernel limit"
+    mkdir -p "$EZMSI_CI_DIR" || _ezmsi_die "cannot create $EZMSI_CI_DIR"
+}
+
+# True if the test daemon answers on our socket.
+_ezmsi_daemon_answers() {
+    [[ -S "$EZMSI_DOCKER_SOCK" ]] || return 1
+    timeout 15 docker -H "$DOCKER_HOST" version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
+# Print the pid of our dockerd if it is running.
+_ezmsi_dockerd_pid() {
+    local pid
+    pid=$(cat "$EZMSI_CI_DIR/dockerd.pid" 2>/dev/null) || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == */dockerd ]] || return 1
+    echo "$pid"
+}
+
+# Install the Debian packages the tests need (only those not yet installed).
+ensure_packages() (
+    set -euo pipefail
+    _ezmsi_check_dir
+    local p missing=()
+    for p in "${EZMSI_PACKAGES[@]}"; do
+        [[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" == ii* ]] || missing+=("$p")
+    done
+    ((${#missing[@]} == 0)) && exit 0
+
+    [[ "$(id -u)" == 0 ]] || _ezmsi_die "missing packages (${missing[*]}) and not root: run 'sudo apt-get install ${missing[*]}'"
+    local log="$EZMSI_CI_DIR/apt.log" policy=/usr/sbin/policy-rc.d added_policy=0
+    # Installing docker.io would otherwise try to start the system daemon
+    # (which needs iptables/bridge); we run our own, see ensure_dockerd.
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy" && added_policy=1
+    fi
+    local rc=0
+    {
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q &&
+            apt-get install -y -q --no-install-recommends "${missing[@]}"
+    } >"$log" 2>&1 || rc=$?
+    if ((added_policy)); then rm -f "$policy"; fi
+    if ((rc != 0)); then
+        tail -n 30 "$log" >&2
+        _ezmsi_die "apt-get install ${missing[*]} failed (exit $rc); full log: $log"
+    fi
+)
+
+# Start (or reuse) the test Docker daemon on $EZMSI_DOCKER_SOCK.
+ensure_dockerd() (
+    set -euo pipefail
+    _ezmsi_check_dir
+    _ezmsi_daemon_answers && exit 0
+    local c
+    for c in dockerd docker containerd runc flock setsid timeout; do
+        command -v "$c" >/dev/null || _ezmsi_die "'$c' not found in PATH; run ensure_packages first"
+    done
+
+    # Serialise concurrent starters (two test runs at once).
+    exec 9>"$EZMSI_CI_DIR/dockerd.lock"
+    flock -w 60 9 || _ezmsi_die "timed out waiting for $EZMSI_CI_DIR/dockerd.lock"
+    _ezmsi_daemon_answers && exit 0
+
+    local log="$EZMSI_CI_DIR/dockerd.log"
+    if ! _ezmsi_dockerd_pid >/dev/null; then
+        rm -f "$EZMSI_CI_DIR/dockerd.pid"
+        # A containerd pidfile left by an earlier (killed) run whose pid now
+        # belongs to some other process would make dockerd adopt -- and later
+        # kill -- that process.  Drop it unless it really is a containerd.
+        local cpidf="$EZMSI_CI_DIR/exec/containerd/containerd.pid" cpid
+        if [[ -f "$cpidf" ]]; then
+            cpid=$(cat "$cpidf" 2>/dev/null || true)
+            [[ "$cpid" =~ ^[0-9]+$ && "$(readlink "/proc/$cpid/exe" 2>/dev/null)" == */containerd ]] ||
+                rm -f "$cpidf"
+        fi
+        if [[ -f "$log" ]]; then mv -f "$log" "$log.1"; fi
+        mkdir -p "$EZMSI_CI_DIR/data" "$EZMSI_CI_DIR/exec"
+        # --iptables/--ip6tables=false, --bridge=none: this sandbox has no
+        # usable netfilter/bridge; containers run with --network none.
+        # --storage-driver=vfs: no overlayfs-on-overlay/d_type surprises.
+        # dockerd starts and manages its own containerd under exec-root.
+        # fd 9 (the lock) must not leak into the daemon.
+        setsid nohup dockerd \
+            --iptables=false --ip6tables=false --bridge=none \
+            --storage-driver=vfs \
+            --data-root="$EZMSI_CI_DIR/data" \
+            --exec-root="$EZMSI_CI_DIR/exec" \
+            --pidfile="$EZMSI_CI_DIR/dockerd.pid" \
+            -H "unix://$EZMSI_DOCKER_SOCK" \
+            </dev/null >"$log" 2>&1 9>&- &
+    fi
+
+    local i why="did not answer on $EZMSI_DOCKER_SOCK within 30 s"
+    for ((i = 0; i < 60; i++)); do
+        _ezmsi_daemon_answers && exit 0
+        sleep 0.5
+        # Give it a moment to write its pidfile, then notice an early death.
+        if ((i >= 6)) && ! _ezmsi_dockerd_pid >/dev/null; then
+            sleep 0.5
+            _ezmsi_daemon_answers && exit 0
+            why="exited during startup"
+            break
+        fi
+    done
+    echo "---- last 30 lines of $log ----" >&2
+    tail -n 30 "$log" >&2 || true
+    echo "----" >&2
+    _ezmsi_die "test dockerd $why (full log: $log)"
+)
+
+# Stop the test daemon (and its managed containerd).  Keeps images/data.
+stop_dockerd() (
+    set -euo pipefail
+    local pid i
+    if pid=$(_ezmsi_dockerd_pid); then
+        kill -TERM "$pid"
+        for ((i = 0; i < 60; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.5
+        done
+        ! kill -0 "$pid" 2>/dev/null ||
+            _ezmsi_die "dockerd (pid $pid) did not stop within 30 s; try: kill -KILL $pid"
+    fi
+    # dockerd bind-mounts its data root onto itself and leaves that mount
+    # behind; drop it so that `rm -rf $EZMSI_CI_DIR` works after a stop.
+    while mountpoint -q "$EZMSI_CI_DIR/data" 2>/dev/null; do
+        umount "$EZMSI_CI_DIR/data" || _ezmsi_die "cannot unmount $EZMSI_CI_DIR/data"
+    done
+)
+
+# Build the fake openmsi/openmsistream image from a busybox/bash-static rootfs.
+ensure_fixture_image() (
+    set -euo pipefail
+    _ezmsi_check_dir
+    if docker image inspect "$EZMSI_FIXTURE_IMAGE" >/dev/null 2>&1; then
+        docker image inspect "$EZMSI_FIXTURE_ALIAS" >/dev/null 2>&1 ||
+            docker tag "$EZMSI_FIXTURE_IMAGE" "$EZMSI_FIXTURE_ALIAS"
+        exit 0
+    fi
+    _ezmsi_daemon_answers || _ezmsi_die "test dockerd is not answering on $EZMSI_DOCKER_SOCK; run ensure_dockerd first"
+
+    local busybox bash_static
+    for busybox in /bin/busybox /usr/bin/busybox; do if [[ -x "$busybox" ]]; then break; fi; done
+    [[ -x "$busybox" ]] || _ezmsi_die "busybox not found (install busybox-static)"
+    for bash_static in /bin/bash-static /usr/bin/bash-static; do if [[ -x "$bash_static" ]]; then break; fi; done
+    [[ -x "$bash_static" ]] || _ezmsi_die "bash-static not found (install bash-static)"
+
+    local root="$EZMSI_CI_DIR/rootfs" tarball="$EZMSI_CI_DIR/rootfs.tar"
+    rm -rf "$root" "$tarball"
+    mkdir -p "$root"/{bin,etc,root,dev,proc,sys,usr/bin,usr/local/bin,var/tmp,home/openmsi/.local/bin}
+    chmod 0700 "$root/root"
+    install -m 0755 "$busybox" "$root/bin/busybox"
+    install -m 0755 "$bash_static" "$root/bin/bash"
+    local applet
+    for applet in $("$busybox" --list); do
+        case "$applet" in busybox | bash | python3 | */*) continue ;; esac
+        ln -sf busybox "$root/bin/$applet"
+    done
+    ln -sf ../../bin/busybox "$root/usr/bin/env"
+    install -d -m 1777 "$root/tmp"
+    # The real image has tzdata; TZ=America/New_York should resolve.
+    local zi
+    for zi in America/New_York UTC; do
+        if [[ -f "/usr/share/zoneinfo/$zi" ]]; then
+            install -D -m 0644 "/usr/share/zoneinfo/$zi" "$root/usr/share/zoneinfo/$zi"
+        fi
+    done
+    chmod 1777 "$root/var/tmp"
+
+    cat >"$root/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/bash
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+openmsi:x:1000:1000:OpenMSI user:/home/openmsi:/bin/bash
+EOF
+    cat >"$root/etc/group" <<'EOF'
+root:x:0:
+sudo:x:27:openmsi
+openmsi:x:1000:
+nogroup:x:65534:
+EOF
+    chmod 0644 "$root/etc/passwd" "$root/etc/group"
+
+    # Stand-in for the Python interpreter: reports which console script ran.
+    cat >"$root/usr/bin/python3" <<'EOF'
+#!/bin/sh
+# ezmsi test fixture: fake python3 (no real Python in this image).
+# `python3 /home/openmsi/.local/bin/PROG ARGS...` (what the kernel runs for a
+# pip console script) prints: FAKE-OPENMSISTREAM PROG ARGS...
+case "${1:-}" in
+-V | --version)
+    echo "Python 3.9.18"
+    exit 0
+    ;;
+"" | -*)
+    echo "python3 (ezmsi fixture): unsupported invocation: $*" >&2
+    exit 2
+    ;;
+esac
+prog=${1##*/}
+shift
+printf 'FAKE-OPENMSISTREAM %s' "$prog"
+for a in "$@"; do printf ' %s' "$a"; done
+printf '\n'
+exit 0
+EOF
+    chmod 0755 "$root/usr/bin/python3"
+
+    local prog
+    for prog in UploadDataFile DataFileUploadDirectory DataFileDownloadDirectory InstallService \
+        ManageService ProvisionNode ReproduceUndecryptableMessages S3TransferStreamProcessor \
+        GirderUploadStreamProcessor; do
+        cat >"$root/home/openmsi/.local/bin/$prog" <<'EOF'
+#!/usr/bin/python3
+# -*- coding: utf-8 -*-
+import re
+import sys
+from openmsistream.data_file_io.actor.data_file_upload_directory import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\.pyw|\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+EOF
+        chmod 0755 "$root/home/openmsi/.local/bin/$prog"
+    done
+    chown -R 1000:1000 "$root/home/openmsi"
+    chmod 0775 "$root/home/openmsi"
+
+    tar -C "$root" --numeric-owner -cf "$tarball" .
+    docker import \
+        --message "ezmsi test fixture mimicking openmsi/openmsistream" \
+        --change 'USER openmsi' \
+        --change 'WORKDIR /home/openmsi' \
+        --change 'ENV PATH=/home/openmsi/.local/bin:/usr/local/bin:/usr/bin:/bin' \
+        --change 'ENV TZ=America/New_York' \
+        --change 'ENTRYPOINT ["bash"]' \
+        "$tarball" "$EZMSI_FIXTURE_IMAGE" >/dev/null ||
+        _ezmsi_die "docker import of $tarball failed"
+    docker tag "$EZMSI_FIXTURE_IMAGE" "$EZMSI_FIXTURE_ALIAS"
+    rm -f "$tarball"
+
+    # Smoke test: the image must actually run here.
+    local out
+    out=$(docker run --rm --network none "$EZMSI_FIXTURE_IMAGE" -c 'DataFileUploadDirectory smoke' 2>&1) ||
+        _ezmsi_die "fixture image does not run: $out"
+    [[ "$out" == "FAKE-OPENMSISTREAM DataFileUploadDirectory smoke" ]] ||
+        _ezmsi_die "fixture image smoke test printed unexpected output: $out"
+)
+
+# Executed rather than sourced: small CLI.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    set -euo pipefail
+    case "${1:-up}" in
+    up)
+        ensure_packages
+        ensure_dockerd
+        ensure_fixture_image
+        ;;
+    stop) stop_dockerd ;;
+    status)
+        if _ezmsi_daemon_answers; then
+            echo "test dockerd answering on $DOCKER_HOST (pid $(_ezmsi_dockerd_pid || echo '?'))"
+        else
+            echo "test dockerd not answering on $DOCKER_HOST"
+            exit 1
+        fi
+        ;;
+    *)
+        echo "usage: $0 [up|stop|status]" >&2
+        exit 2
+        ;;
+    esac
+fi
