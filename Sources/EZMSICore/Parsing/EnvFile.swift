@@ -61,7 +61,7 @@ public enum EnvFileParser {
             var slice = Array(bytes[start..<lineEnd])
             start = end + 1
             guard var text = String(validating: slice, as: UTF8.self) else {
-                let list = slice.map(String.init).joined(separator: " ")
+                let list = slice.map { String($0, radix: 10) }.joined(separator: " ")
                 return EnvFile(path: path, entries: entries, error: EnvFileError(
                     line: lineNumber, dockerMessage: "invalid utf8 bytes at line \(lineNumber): [\(list)]",
                     code: "invalid-utf8"))

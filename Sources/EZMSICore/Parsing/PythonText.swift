@@ -34,8 +34,13 @@ enum PythonText {
         var out = ""
         for (i, c) in scalars.enumerated() {
             if c == "\u{03A3}" {
-                let before = i > 0 && scalars[i - 1].properties.isCased
-                let after = i + 1 < scalars.count && scalars[i + 1].properties.isCased
+                // Final_Sigma: a cased letter before and none after, skipping case-ignorable characters.
+                var j = i - 1
+                while j >= 0, scalars[j].properties.isCaseIgnorable { j -= 1 }
+                var k = i + 1
+                while k < scalars.count, scalars[k].properties.isCaseIgnorable { k += 1 }
+                let before = j >= 0 && scalars[j].properties.isCased
+                let after = k < scalars.count && scalars[k].properties.isCased
                 out += before && !after ? "ς" : "σ"
             } else {
                 out += String(c).lowercased()

@@ -46,7 +46,7 @@ public enum ExampleFacts {
         """
 
     public static func make(
-        command: String = "DataFileDownloadDirectory data --config config.config --topic_name xrd",
+        command: String = "DataFileDownloadDirectory data --config config.config --topic_name xrd --consumer_group_id xrd_lab",
         env: String? = goodEnv, envMode: UInt32 = 0o100600,
         config: String? = goodConsumerConfig,
         cli: DockerCLIFact? = DockerCLIFact(path: "/usr/bin/docker", version: "28.2.2", error: nil),

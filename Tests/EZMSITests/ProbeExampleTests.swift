@@ -1,0 +1,44 @@
+import Foundation
+import Testing
+@testable import EZMSIChecks
+@testable import EZMSICore
+
+/// Every probe's own examples (like SwiftLint's triggering/non-triggering examples), run through the real runner.
+struct ProbeExampleTests {
+    static let cases: [(String, ProbeExample)] = Catalogue.all.flatMap { p in p.examples.map { (p.id, $0) } }
+
+    @Test("each probe example gives its expected status", arguments: cases.indices)
+    func example(_ index: Int) throws {
+        let (id, example) = Self.cases[index]
+        let probe = try #require(Catalogue.all.first { $0.id == id })
+        let outcome = try probe.check(example.facts())
+        #expect(outcome.status == example.expected, "\(id): \(example.name): got \(outcome.status) \(outcome.findings.map(\.code))")
+        if let code = example.expectedCode {
+            #expect(outcome.findings.contains { $0.code == code }, "\(id): \(example.name): no finding \(code) in \(outcome.findings.map(\.code))")
+        }
+    }
+
+    @Test func everyProbeHasPassingAndTriggeringExamples() {
+        for probe in Catalogue.all {
+            #expect(probe.examples.contains { $0.expected == .pass }, "\(probe.id) has no passing example")
+            #expect(probe.examples.contains { $0.expected != .pass }, "\(probe.id) has no triggering example")
+        }
+    }
+
+    @Test func catalogueListsEveryProbeFileOnce() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Repo.root + "/checks").filter { $0.hasSuffix(".swift") }
+        var declared: [String] = []
+        for file in files {
+            let text = try String(contentsOfFile: Repo.root + "/checks/" + file, encoding: .utf8)
+            for line in text.split(separator: "\n") where line.hasPrefix("public struct ") && line.contains(": Probe") {
+                declared.append(String(line.dropFirst("public struct ".count).prefix { $0 != ":" }))
+            }
+        }
+        let listed = Catalogue.all.map { String(describing: type(of: $0)) }
+        #expect(Set(declared) == Set(listed), "checks/ declares \(declared.sorted()) but Catalogue lists \(listed.sorted())")
+        #expect(Set(Catalogue.all.map(\.id)).count == Catalogue.all.count, "duplicate probe ids")
+        for probe in Catalogue.all {
+            for dep in probe.dependsOn { #expect(Catalogue.all.contains { $0.id == dep }, "\(probe.id) depends on unknown \(dep)") }
+        }
+    }
+}

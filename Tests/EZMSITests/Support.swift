@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+@testable import EZMSICore
+
+/// Paths and helpers shared by the tests.
+enum Repo {
+    static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    static var binary: String {
+        for candidate in [".build/debug/ezmsi", ".build/x86_64-unknown-linux-gnu/debug/ezmsi", ".build/aarch64-unknown-linux-gnu/debug/ezmsi"] {
+            let path = root + "/" + candidate
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return root + "/.build/debug/ezmsi"
+    }
+}
+
+/// The real Docker engine started by scripts/test. With EZMSI_REQUIRE_DOCKER=1 (set by scripts/test and CI) a missing
+/// daemon fails the tests instead of skipping them, so these tests cannot pass vacuously.
+enum TestDocker {
+    static var host: String? {
+        let env = ProcessInfo.processInfo.environment
+        return env["EZMSI_TEST_DOCKER_HOST"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+    static let image = ProcessInfo.processInfo.environment["EZMSI_FIXTURE_IMAGE"] ?? "openmsi/openmsistream:latest"
+    static var required: Bool { ProcessInfo.processInfo.environment["EZMSI_REQUIRE_DOCKER"] == "1" }
+    static var available: Bool { host != nil || required }
+
+    /// Runs the docker CLI against the test daemon.
+    static func run(_ args: [String], extraEnv: [String: String] = [:], timeout: Double = 60) throws -> ProcessOutput {
+        guard let host else { throw TestFailure("EZMSI_TEST_DOCKER_HOST is not set: run the suite through scripts/test") }
+        var env = ProcessInfo.processInfo.environment
+        env["DOCKER_HOST"] = host
+        for (k, v) in extraEnv { env[k] = v }
+        return try Subprocess.run(Subprocess.which("docker", path: env["PATH"]) ?? "/usr/bin/docker", args,
+                                  environment: env, timeout: timeout)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// Runs the built ezmsi binary.
+func ezmsi(_ args: [String], env extra: [String: String] = [:], removing: [String] = [], cwd: String? = nil,
+           asUser uid: UInt32? = nil, timeout: Double = 60) throws -> ProcessOutput {
+    var env = ProcessInfo.processInfo.environment
+    if let host = TestDocker.host { env["DOCKER_HOST"] = host }
+    env["NO_COLOR"] = nil
+    for key in removing { env[key] = nil }
+    for (k, v) in extra { env[k] = v }
+    var executable = Repo.binary
+    var arguments = args
+    if let uid {
+        arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", executable] + args
+        executable = "/usr/bin/setpriv"
+    }
+    if let cwd {
+        arguments = ["-c", "cd \(ShellWords.quote(cwd)) && exec \"$@\"", "sh", executable] + arguments
+        executable = "/bin/sh"
+    }
+    return try Subprocess.run(executable, arguments, environment: env, timeout: timeout)
+}
+
+/// A temporary folder removed at the end of the test.
+final class TempDir {
+    let path: String
+    init(_ name: String = "t") {
+        let base = FileManager.default.temporaryDirectory.path + "/ezmsi-test-\(name)-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        path = base
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    @discardableResult
+    func write(_ name: String, _ content: String, mode: Int = 0o644) -> String {
+        write(name, bytes: Array(content.utf8), mode: mode)
+    }
+
+    @discardableResult
+    func write(_ name: String, bytes: [UInt8], mode: Int = 0o644) -> String {
+        let p = path + "/" + name
+        try? FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        chmod(p, mode_t(mode))
+        return p
+    }
+
+    func mkdir(_ name: String, mode: Int = 0o755) -> String {
+        let p = path + "/" + name
+        try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+        chmod(p, mode_t(mode))
+        return p
+    }
+}
+
+/// A complete, healthy upload deployment in a temp folder (data folder included).
+func healthyDeployment(_ dir: TempDir, env: String = ExampleFacts.goodEnv) -> [String] {
+    dir.write("openmsi.env", env, mode: 0o600)
+    dir.write("config.config", ExampleFacts.goodProducerConfig)
+    _ = dir.mkdir("data")
+    dir.write("data/scan.csv", "1,2,3\n")
+    return ["--deployment", dir.path, "--folder", dir.path + "/data", "--",
+            "DataFileUploadDirectory", "data", "--config", "config.config", "--topic_name", "xrd"]
+}
+
+func decodeJSON(_ text: String) throws -> [String: Any] {
+    guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+        throw TestFailure("not a JSON object: \(text.prefix(200))")
+    }
+    return object
+}
+
+func check(_ report: [String: Any], _ id: String) -> [String: Any]? {
+    (report["checks"] as? [[String: Any]])?.first { $0["id"] as? String == id }
+}
