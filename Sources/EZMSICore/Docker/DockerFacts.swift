@@ -102,6 +102,15 @@ enum DockerGatherer {
         guard let path = Subprocess.which("docker", path: environment["PATH"]) else {
             return DockerCLIFact(path: nil, version: nil, error: "docker is not on PATH")
         }
+        // `docker --version` costs a Go process start (8 ms); its answer only changes with the binary.
+        let cache = VersionCache(environment: environment)
+        if let version = cache.lookup(binary: path) { return DockerCLIFact(path: path, version: version, error: nil) }
+        let fact = runVersion(path, environment: environment, timeout: timeout)
+        if let version = fact.version { cache.store(binary: path, version: version) }
+        return fact
+    }
+
+    static func runVersion(_ path: String, environment: [String: String], timeout: Double) -> DockerCLIFact {
         do {
             let out = try Subprocess.run(path, ["--version"], environment: environment, timeout: timeout)
             guard out.status == 0 else {
@@ -142,30 +151,26 @@ enum DockerGatherer {
             guard ping.status == 200 else {
                 return .unreachable(ep, reason: "ping answered HTTP \(ping.status)", cause: .other, access: nil)
             }
+            // The ping headers carry the version ("Server: Docker/20.10.24 (linux)", "Api-Version: 1.41"); /version
+            // is skipped because the daemon answers it by asking containerd and runc (5 ms here).
+            let server = ping.headers["server"] ?? ""
+            let version = server.hasPrefix("Docker/") ? String(server.dropFirst(7).prefix { $0 != " " }) : "?"
+            var info: [String: Any] = [:]
+            switch client.get("/info") {
+            case .success(let resp) where resp.status == 200:
+                info = (try? JSONSerialization.jsonObject(with: Data(resp.body))) as? [String: Any] ?? [:]
+            case .failure(let f):
+                return .unreachable(ep, reason: f.description, cause: .timeout, access: nil)
+            default:
+                break
+            }
+            return .reachable(ep, EngineInfo(
+                serverVersion: info["ServerVersion"] as? String ?? version,
+                apiVersion: ping.headers["api-version"] ?? "?",
+                os: ping.headers["ostype"] ?? info["OSType"] as? String ?? "?",
+                securityOptions: info["SecurityOptions"] as? [String] ?? [],
+                dockerRootDir: info["DockerRootDir"] as? String))
         }
-        // /version and /info in parallel: /version makes the daemon ask containerd and runc.
-        let versionBox = Box<Result<HTTPResponse, SocketFailure>?>(nil)
-        let infoBox = Box<Result<HTTPResponse, SocketFailure>?>(nil)
-        let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { versionBox.value = client.get("/version") }
-        DispatchQueue.global().async(group: group) { infoBox.value = client.get("/info") }
-        group.wait()
-        let version = versionBox.value, info = infoBox.value
-        func json(_ r: Result<HTTPResponse, SocketFailure>?) -> [String: Any]? {
-            guard case .success(let resp)? = r, resp.status == 200 else { return nil }
-            return (try? JSONSerialization.jsonObject(with: Data(resp.body))) as? [String: Any]
-        }
-        guard let v = json(version) else {
-            if case .failure(let f)? = version { return .unreachable(ep, reason: f.description, cause: .timeout, access: nil) }
-            return .unreachable(ep, reason: "the daemon did not return its version", cause: .other, access: nil)
-        }
-        let i = json(info) ?? [:]
-        return .reachable(ep, EngineInfo(
-            serverVersion: v["Version"] as? String ?? "?",
-            apiVersion: v["ApiVersion"] as? String ?? "?",
-            os: v["Os"] as? String ?? "?",
-            securityOptions: i["SecurityOptions"] as? [String] ?? [],
-            dockerRootDir: i["DockerRootDir"] as? String))
     }
 
     /// For tcp://, ssh:// and other endpoints the CLI knows how to reach (TLS, ssh), ask it.
@@ -253,5 +258,44 @@ enum DockerGatherer {
             entrypoint: config["Entrypoint"] as? [String] ?? [],
             cmd: config["Cmd"] as? [String] ?? [],
             env: config["Env"] as? [String] ?? []))
+    }
+}
+
+/// Remembers `docker --version` per binary (path, inode, size, mtime) under $XDG_CACHE_HOME/ezmsi.
+struct VersionCache {
+    let file: String?
+
+    init(environment: [String: String]) {
+        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
+            file = xdg + "/ezmsi/docker-cli-version"
+        } else if let home = environment["HOME"], !home.isEmpty {
+            file = home + "/.cache/ezmsi/docker-cli-version"
+        } else {
+            file = nil
+        }
+    }
+
+    private func key(_ binary: String) -> String? {
+        var st = stat()
+        guard stat(binary, &st) == 0 else { return nil }
+        return "\(binary)\t\(st.st_ino)\t\(st.st_size)\t\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+    }
+
+    func lookup(binary: String) -> String? {
+        guard let file, let key = key(binary), let data = FileManager.default.contents(atPath: file) else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let newline = text.firstIndex(of: "\n"), text[..<newline] == key else { return nil }
+        let version = text[text.index(after: newline)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        return version.isEmpty ? nil : version
+    }
+
+    /// Best effort: an unwritable cache only costs speed. Written to a temp file and renamed, never half-written.
+    func store(binary: String, version: String) {
+        guard let file, let key = key(binary) else { return }
+        let dir = (file as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tmp = file + ".\(getpid()).tmp"
+        guard FileManager.default.createFile(atPath: tmp, contents: Data((key + "\n" + version + "\n").utf8)) else { return }
+        if rename(tmp, file) != 0 { unlink(tmp) }
     }
 }
