@@ -62,7 +62,8 @@ import random
 import shutil
 import sys
 
-SAMPLES_ROOT = "/work/shared/samples"
+# Copies of ../shared/samples kept in the repository, so CI needs nothing outside it.
+SAMPLES_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Fixtures", "samples")
 
 
 # --------------------------------------------------------------------------
