@@ -41,13 +41,7 @@ struct DaemonTests {
         let dir = TempDir("stale")
         let path = dir.path + "/stale.sock"
         // Bind a socket and close it without unlinking: the file stays, nobody listens.
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: Array(path.utf8)); raw[path.utf8.count] = 0 }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        #expect(rc == 0)
-        close(fd)
+        close(try boundSocket(path))
         let (_, report) = try doctor(dir, host: "unix://" + path)
         #expect(ConfigParserDifferentialTests.codes(report).contains("daemon-stale-socket"))
     }
@@ -55,11 +49,7 @@ struct DaemonTests {
     @Test func socketThatNeverAnswersEndsWithinTheTimeout() throws {
         let dir = TempDir("hang")
         let path = dir.path + "/hang.sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: Array(path.utf8)); raw[path.utf8.count] = 0 }
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let fd = try boundSocket(path)
         listen(fd, 16)   // the kernel accepts connections; nobody ever reads or answers
         defer { close(fd) }
         let start = Date()
@@ -104,6 +94,17 @@ struct DaemonTests {
         let (_, report) = try doctor(dir, host: TestDocker.host, extra: ["--image", "openmsi/image"])
         #expect(ConfigParserDifferentialTests.codes(report).contains("image-name-typo"))
     }
+}
+
+/// A unix socket bound at `path` (not listening).
+func boundSocket(_ path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: Array(path.utf8)); raw[path.utf8.count] = 0 }
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+    guard rc == 0 else { throw TestFailure("bind \(path): errno \(errno)") }
+    return fd
 }
 
 /// Endpoint resolution follows the docker CLI's order.

@@ -9,17 +9,20 @@ public enum Scaffold {
         public var content: String
     }
 
+    /// The recipe's `[broker]` section: every value comes from the env-file.
+    public static let brokerSection = """
+        [broker]
+        bootstrap.servers = $CONFLUENT_BOOTSTRAP_SERVERS
+        sasl.mechanism    = PLAIN
+        security.protocol = SASL_SSL
+        sasl.username     = $CONFLUENT_USERNAME
+        sasl.password     = $CONFLUENT_PASSWORD
+
+        """
+
     public static func files(for program: ProgramSpec, directory: String) -> [File] {
         let env = ProgramTable.recipeCredentials.map { "\($0)=" }.joined(separator: "\n") + "\n"
-        var config = """
-            [broker]
-            bootstrap.servers = $CONFLUENT_BOOTSTRAP_SERVERS
-            sasl.mechanism    = PLAIN
-            security.protocol = SASL_SSL
-            sasl.username     = $CONFLUENT_USERNAME
-            sasl.password     = $CONFLUENT_PASSWORD
-
-            """
+        var config = brokerSection
         if program.requiredSections.contains("producer") {
             config += "\n[producer]\n"
             for need in program.requiredValues where need.section == "producer" { config += "\(need.key) = \(need.value)\n" }

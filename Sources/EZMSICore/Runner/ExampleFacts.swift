@@ -14,13 +14,7 @@ public enum ExampleFacts {
 
     public static let goodEnv = "CONFLUENT_BOOTSTRAP_SERVERS=broker.example:9092\nCONFLUENT_USERNAME=lab\nCONFLUENT_PASSWORD=s3cretpw\n"
 
-    public static let goodConsumerConfig = """
-        [broker]
-        bootstrap.servers = $CONFLUENT_BOOTSTRAP_SERVERS
-        sasl.mechanism    = PLAIN
-        security.protocol = SASL_SSL
-        sasl.username     = $CONFLUENT_USERNAME
-        sasl.password     = $CONFLUENT_PASSWORD
+    public static let goodConsumerConfig = Scaffold.brokerSection + """
 
         [consumer]
         group.id           = create_new
@@ -31,13 +25,7 @@ public enum ExampleFacts {
 
         """
 
-    public static let goodProducerConfig = """
-        [broker]
-        bootstrap.servers = $CONFLUENT_BOOTSTRAP_SERVERS
-        sasl.mechanism    = PLAIN
-        security.protocol = SASL_SSL
-        sasl.username     = $CONFLUENT_USERNAME
-        sasl.password     = $CONFLUENT_PASSWORD
+    public static let goodProducerConfig = Scaffold.brokerSection + """
 
         [producer]
         key.serializer   = StringSerializer
