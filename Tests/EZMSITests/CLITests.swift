@@ -172,7 +172,7 @@ struct CLITests {
         let tracker = try decodeJSON(try String(contentsOfFile: target + "/tracker.json", encoding: .utf8))
         for field in Tracker.recipeFields { #expect(tracker[field] != nil, "tracker lacks \(field)") }
         // A second run refuses and changes nothing.
-        FileManager.default.createFile(atPath: target + "/openmsi.env", contents: Data("CONFLUENT_PASSWORD=kept\n".utf8))
+        _ = FileManager.default.createFile(atPath: target + "/openmsi.env", contents: Data("CONFLUENT_PASSWORD=kept\n".utf8))
         let again = try ezmsi(["init", target, "--program", "DataFileUploadDirectory"])
         #expect(again.status == 3)
         let kept = try String(contentsOfFile: target + "/openmsi.env", encoding: .utf8)

@@ -86,7 +86,7 @@ final class TempDir {
     func write(_ name: String, bytes: [UInt8], mode: Int = 0o644) -> String {
         let p = path + "/" + name
         try? FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: p, contents: Data(bytes))
         chmod(p, mode_t(mode))
         return p
     }

@@ -1,0 +1,135 @@
+import Foundation
+import Glibc
+@testable import EZMSICore
+
+/// A scratch folder under /tmp (0755, so every test uid can reach into it), removed at the end.
+final class PermScratch {
+    let path: String
+
+    init(_ name: String) {
+        var template = Array("/tmp/ezmsi-perm-\(name)-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed")
+        path = String(cString: template)
+        chmod(path, 0o755)
+    }
+
+    deinit {
+        // Unmount anything a test mounted inside, then remove as root.
+        _ = try? PermShell.run("/bin/sh", ["-c", "grep -o ' \(path)[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l; chattr -R -i \(path) 2>/dev/null; rm -rf \(path)"])
+    }
+
+    @discardableResult
+    func file(_ relative: String, mode: mode_t = 0o644, content: String = "") -> String {
+        let p = path + "/" + relative
+        let fd = open(p, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o600)
+        precondition(fd >= 0, "create \(p): \(String(cString: strerror(errno)))")
+        if !content.isEmpty { _ = content.withCString { write(fd, $0, strlen($0)) } }
+        close(fd)
+        chmod(p, mode)
+        return p
+    }
+
+    @discardableResult
+    func dir(_ relative: String, mode: mode_t = 0o755) -> String {
+        let p = path + "/" + relative
+        mkdir(p, 0o700)
+        chmod(p, mode)
+        return p
+    }
+
+    func symlink(_ relative: String, to target: String) {
+        Glibc.symlink(target, path + "/" + relative)
+    }
+}
+
+enum PermShell {
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String], timeout: Double = 120) throws -> Output {
+        let out = try Subprocess.run(executable, arguments, timeout: timeout)
+        return Output(status: out.status, stdout: out.stdout, stderr: out.stderr)
+    }
+
+    /// Runs a shell command as root; throws on failure.
+    @discardableResult
+    static func sh(_ script: String) throws -> String {
+        let out = try run("/bin/sh", ["-c", script])
+        guard out.status == 0 else {
+            throw PermTestError("sh failed (\(out.status)): \(script.prefix(300))\n\(out.stderr)")
+        }
+        return out.stdout
+    }
+
+    /// Runs a shell script as another identity through setpriv (we are root).
+    static func asIdentity(_ id: ContainerIdentity, script: String) throws -> Output {
+        var args = ["--reuid=\(id.uid)", "--regid=\(id.gid)"]
+        if id.groups.isEmpty {
+            args.append("--clear-groups")
+        } else {
+            args.append("--groups=" + id.groups.map(String.init).joined(separator: ","))
+        }
+        args += ["--", "/bin/sh", "-c", script]
+        return try run("/usr/bin/setpriv", args)
+    }
+
+    static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    static var isRoot: Bool { geteuid() == 0 }
+}
+
+struct PermTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// SplitMix64: a deterministic generator so a failing case can be reproduced from its index.
+struct PermRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
+    mutating func perm() -> Perm { Perm(rawValue: UInt16.random(in: 0...7, using: &self)) }
+    mutating func pick<T>(_ items: [T]) -> T { items[Int.random(in: 0..<items.count, using: &self)] }
+}
+
+/// The test daemon (scripts/test starts it; the brief's default path otherwise).
+enum PermDocker {
+    static var host: String? {
+        let env = ProcessInfo.processInfo.environment
+        if let h = env["EZMSI_TEST_DOCKER_HOST"], !h.isEmpty { return h }
+        let socket = "/tmp/ezmsi-ci/docker.sock"
+        var st = stat()
+        if stat(socket, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK { return "unix://" + socket }
+        return nil
+    }
+
+    static var required: Bool { ProcessInfo.processInfo.environment["EZMSI_REQUIRE_DOCKER"] == "1" }
+    static var available: Bool { host != nil || required }
+    static let image = ProcessInfo.processInfo.environment["EZMSI_FIXTURE_IMAGE"] ?? "openmsi/openmsistream:latest"
+
+    static var environment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        if let host { env["DOCKER_HOST"] = host }
+        return env
+    }
+
+    static var cli: String { Subprocess.which("docker", path: ProcessInfo.processInfo.environment["PATH"]) ?? "/usr/bin/docker" }
+
+    static func run(_ args: [String], timeout: Double = 120) throws -> ProcessOutput {
+        guard host != nil else { throw PermTestError("no test docker daemon (EZMSI_TEST_DOCKER_HOST unset, /tmp/ezmsi-ci/docker.sock missing)") }
+        return try Subprocess.run(cli, args, environment: environment, timeout: timeout)
+    }
+}
