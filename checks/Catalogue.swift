@@ -12,5 +12,9 @@ public enum Catalogue {
         ConfigSyntax(),
         ConfigKeys(),
         CommandProgram(),
+        IdentityAlignment(),
+        FolderAccess(),
+        FolderTree(),
+        MountsReadable(),
     ]
 }

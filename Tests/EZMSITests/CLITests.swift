@@ -148,11 +148,12 @@ struct CLITests {
     @Test func checksListsTheCatalogue() throws {
         let human = try ezmsi(["checks"])
         #expect(human.status == 0)
-        for id in ["docker.cli", "docker.daemon", "docker.image", "env.file", "env.credentials", "config.syntax", "config.keys", "command.program"] {
+        for id in ["docker.cli", "docker.daemon", "docker.image", "env.file", "env.credentials", "config.syntax", "config.keys",
+                   "command.program", "identity.alignment", "folder.access", "folder.tree", "mounts.readable"] {
             #expect(human.stdout.contains(id))
         }
         let json = try decodeJSON(try ezmsi(["checks", "--format", "json"]).stdout)
-        #expect((json["checks"] as? [[String: Any]])?.count == 8)
+        #expect((json["checks"] as? [[String: Any]])?.count == 12)
     }
 
     @Test func initWritesADeploymentAndNeverOverwrites() throws {

@@ -103,8 +103,9 @@ final class TempDir {
 func healthyDeployment(_ dir: TempDir, env: String = ExampleFacts.goodEnv) -> [String] {
     dir.write("openmsi.env", env, mode: 0o600)
     dir.write("config.config", ExampleFacts.goodProducerConfig)
-    _ = dir.mkdir("data")
-    dir.write("data/scan.csv", "1,2,3\n")
+    // Healthy means usable by the image's user: the data folder belongs to openmsi (1000).
+    chown(dir.mkdir("data"), 1000, 1000)
+    chown(dir.write("data/scan.csv", "1,2,3\n"), 1000, 1000)
     return ["--deployment", dir.path, "--folder", dir.path + "/data", "--",
             "DataFileUploadDirectory", "data", "--config", "config.config", "--topic_name", "xrd"]
 }

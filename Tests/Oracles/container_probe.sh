@@ -101,6 +101,10 @@ check_logs() {
     elif [ -e "$lp" ]; then
         if [ -d "$lp" ]; then
             try_create_file "$lp" || fail create LOGS
+            # The program appends to its log file there (Python logging opens it with "a").
+            if [ -f "$lp/DataFileUploadDirectory.log" ] && [ ! -L "$lp/DataFileUploadDirectory.log" ]; then
+                { : >> "$lp/DataFileUploadDirectory.log"; } 2>/dev/null || fail write LOGS/DataFileUploadDirectory.log
+            fi
         else
             fail create LOGS
         fi

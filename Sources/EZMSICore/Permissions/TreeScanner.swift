@@ -6,10 +6,13 @@ public struct TreeRequirements: Sendable, Equatable {
     public struct Rule: Sendable, Equatable {
         public var directory: [AccessOperation]
         public var file: [AccessOperation]
+        /// Files directly in this subtree's top directory with needs of their own (e.g. the program's log file).
+        public var namedFiles: [String: [AccessOperation]]
 
-        public init(directory: [AccessOperation], file: [AccessOperation]) {
+        public init(directory: [AccessOperation], file: [AccessOperation], namedFiles: [String: [AccessOperation]] = [:]) {
             self.directory = directory
             self.file = file
+            self.namedFiles = namedFiles
         }
     }
 
@@ -38,7 +41,8 @@ public struct TreeRequirements: Sendable, Equatable {
             return TreeRequirements(
                 root: [.listDirectory, .createInDirectory],
                 rule: Rule(directory: [.listDirectory], file: [.readFile]),
-                subtrees: ["LOGS": Rule(directory: [.listDirectory, .createInDirectory], file: [.readFile, .writeFile])])
+                subtrees: ["LOGS": Rule(directory: [.listDirectory, .createInDirectory], file: [.readFile],
+                                        namedFiles: ["DataFileUploadDirectory.log": [.readFile, .writeFile]])])
         case .writeTree:
             // DataFileDownloadDirectory: creates files and subdirectories anywhere below, appends to its log in the root.
             return TreeRequirements(
@@ -457,7 +461,15 @@ struct TreeAuditor: TreeVisitor {
             } else if entry.depth == 1, let i = index(of: entry.name, in: subtreeNames) {
                 ops = subtreeRules[i].file
             } else {
-                ops = context & 0x7F == 0 ? requirements.rule.file : subtreeRules[Int(context & 0x7F) - 1].file
+                let subtree = Int(context & 0x7F)
+                if subtree == 0 {
+                    ops = requirements.rule.file
+                } else if entry.depth == 2, !subtreeRules[subtree - 1].namedFiles.isEmpty,
+                          let named = subtreeRules[subtree - 1].namedFiles[String(cString: entry.name)] {
+                    ops = named
+                } else {
+                    ops = subtreeRules[subtree - 1].file
+                }
             }
         }
         if below { audit.belowDeniedDirectories += 1 }

@@ -12,6 +12,27 @@ public enum ExampleFacts {
         reference: "openmsi/openmsistream:latest", id: "sha256:0123456789abcdef", repoDigests: [], user: "openmsi",
         workingDir: "/home/openmsi", entrypoint: ["bash"], cmd: [], env: ["PATH=/home/openmsi/.local/bin:/usr/bin"])
 
+    /// The official image's user: openmsi 1000:1000, supplementary group sudo (27), no user namespace.
+    public static let officialIdentity: IdentityFact = {
+        let id = ContainerIdentity(uid: 1000, gid: 1000, groups: [27], source: "image user \"openmsi\"", userName: "openmsi",
+                                   home: "/home/openmsi")
+        return IdentityFact(container: id, host: id, mapping: .none, spec: "openmsi", fromFlag: false)
+    }()
+
+    /// A real folder in a temporary directory, built by `setup` (given its path) and audited for `identity`.
+    public static func auditedFolder(need: FolderNeed, identity: ContainerIdentity = officialIdentity.host,
+                                     _ setup: (String) -> Void) -> FolderFact {
+        let path = FileManager.default.temporaryDirectory.path + "/ezmsi-example-\(UUID().uuidString.prefix(8))"
+        mkdir(path, 0o755)
+        setup(path)
+        do {
+            return .audited(path: path, try TreeScanner.audit(root: path, identity: identity, need: need,
+                                                              options: TreeAuditOptions(threads: 1, containerPath: ProgramTable.containerDataPath)))
+        } catch {
+            return .failed(path: path, "\(error)")
+        }
+    }
+
     public static let goodEnv = "CONFLUENT_BOOTSTRAP_SERVERS=broker.example:9092\nCONFLUENT_USERNAME=lab\nCONFLUENT_PASSWORD=s3cretpw\n"
 
     public static let goodConsumerConfig = Scaffold.brokerSection + """
@@ -41,17 +62,21 @@ public enum ExampleFacts {
         engine: EngineFact? = reachableEngine,
         image: ImageFact? = .present(officialImage),
         user: String? = nil, imageName: String = "openmsi/openmsistream:latest",
-        folder: String? = "/srv/scans", hostEnvironment: [String: String] = [:]
+        folder: String? = "/srv/scans", hostEnvironment: [String: String] = [:],
+        identity: IdentityFact? = ExampleFacts.officialIdentity, folderFact: FolderFact? = .notConfigured,
+        configFile: String = "/lab/deploy/config.config"
     ) -> Facts {
         let words = (try? ShellWords.split(command)) ?? []
         let deployment = Deployment(
-            directory: "/lab/deploy", envFile: "/lab/deploy/openmsi.env", configFile: "/lab/deploy/config.config",
+            directory: "/lab/deploy", envFile: "/lab/deploy/openmsi.env", configFile: configFile,
             dataFolder: folder, image: imageName, user: user, extraMounts: [], command: words,
             containerName: "ezmsi-deploy", sources: [:], trackerPath: nil)
         let facts = Facts(deployment: deployment, environment: hostEnvironment, timeout: 1)
         if let cli { facts.dockerCLI.set(cli) }
         if let engine { facts.engine.set(engine) }
         if let image { facts.image.set(image) }
+        if let identity { facts.identity.set(.success(identity)) }
+        if let folderFact { facts.folder.set(folderFact) }
         if let env {
             facts.envFile.set(.success(EnvFileFact(file: EnvFileParser.parse(bytes: Array(env.utf8), path: deployment.envFile),
                                                    mode: envMode)))

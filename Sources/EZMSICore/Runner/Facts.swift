@@ -41,6 +41,10 @@ public final class Facts: @unchecked Sendable {
     public let envFile: Lazy<Result<EnvFileFact, FileProblem>>
     public let config: Lazy<Result<ConfigFileFact, FileProblem>>
     public let command: Lazy<ParsedCommand>
+    /// The container's uid/gid/groups, resolved from the image's own /etc/passwd and mapped to host ids.
+    public let identity: Lazy<Result<IdentityFact, IdentityUnavailable>>
+    /// The program's folder, audited for that identity.
+    public let folder: Lazy<FolderFact>
 
     public init(deployment: Deployment, environment: [String: String], timeout: Double = 10) {
         self.deployment = deployment
@@ -66,7 +70,13 @@ public final class Facts: @unchecked Sendable {
                                uid: $0.uid, gid: $0.gid)
             }
         }
-        command = Lazy { ProgramArgumentParser.parse(deployment.command) }
+        let command = Lazy { ProgramArgumentParser.parse(deployment.command) }
+        self.command = command
+        let image = self.image
+        let identity = Lazy { FolderGatherer.identity(deployment, image: image.get(), engine: engine.get(), cli: cli.get(),
+                                                      environment: env, timeout: timeout) }
+        self.identity = identity
+        folder = Lazy { FolderGatherer.folder(deployment, command: command.get(), identity: identity.get()) }
     }
 
     /// The environment the container will see from the env-file (bare keys take the host's value).
