@@ -16,5 +16,6 @@ public enum Catalogue {
         FolderAccess(),
         FolderTree(),
         MountsReadable(),
+        FolderProve(),
     ]
 }

@@ -90,10 +90,11 @@ struct Output {
 }
 
 /// Runs the doctor and returns the report with the facts it used.
-func diagnose(_ deployment: Deployment, selection: RunOptions) throws -> (Report, Facts) {
+func diagnose(_ deployment: Deployment, selection: RunOptions, prove: Bool = false) throws -> (Report, Facts) {
     let started = Date()
     let clock = DispatchTime.now()
     let facts = Facts(deployment: deployment, environment: ProcessInfo.processInfo.environment, timeout: selection.timeout)
+    facts.proveRequested = prove
     let results = try Runner.run(Catalogue.all, facts: facts, options: selection)
     let ms = Double(DispatchTime.now().uptimeNanoseconds - clock.uptimeNanoseconds) / 1_000_000
     return (Report(checks: results, deployment: deployment, startedAt: started, durationMs: ms, strict: false), facts)
@@ -122,12 +123,13 @@ struct Doctor: ParsableCommand {
     @OptionGroup var selection: ProbeSelection
     @Option(help: "human or json (JSON goes to stdout alone).") var format: OutputFormat = .human
     @Flag(help: "Treat warnings as failures.") var strict = false
+    @Flag(help: "Also let a throwaway container (same image, user, mounts) try the folder for real.") var prove = false
 
     func run() throws {
         let resolved: Deployment
         do { resolved = try deployment.resolve() } catch let e as InputError { inputFailure(e) }
         var (report, facts): (Report, Facts)
-        do { (report, facts) = try diagnose(resolved, selection: selection.options) } catch let e as UnknownProbeSelector {
+        do { (report, facts) = try diagnose(resolved, selection: selection.options, prove: prove) } catch let e as UnknownProbeSelector {
             usageFailure(e.description)
         }
         if strict {

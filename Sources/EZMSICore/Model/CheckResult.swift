@@ -7,6 +7,8 @@ public struct ProbeOutcome: Sendable {
     public var details: [String: String]
     /// Set when the probe does not apply (e.g. no folder configured).
     public var skipped: Bool
+    /// Overrides the status derived from the findings (e.g. `error` when two oracles disagree).
+    public var forcedStatus: Status?
 
     public init(_ message: String, findings: [Finding] = [], fixes: [FixAction] = [], details: [String: String] = [:],
                 skipped: Bool = false) {
@@ -21,6 +23,7 @@ public struct ProbeOutcome: Sendable {
 
     /// Worst severity among the findings; `pass` when there are none.
     public var status: Status {
+        if let forcedStatus { return forcedStatus }
         if skipped { return .skip }
         return findings.map(\.severity.status).max() ?? .pass
     }

@@ -45,6 +45,14 @@ public final class Facts: @unchecked Sendable {
     public let identity: Lazy<Result<IdentityFact, IdentityUnavailable>>
     /// The program's folder, audited for that identity.
     public let folder: Lazy<FolderFact>
+    /// `--prove`: what a real container could do in the folder.
+    public let proof: Lazy<ProofFact>
+    /// Set before running the probes to let `folder.prove` start a container.
+    public var proveRequested: Bool {
+        get { proveFlag.value }
+        set { proveFlag.value = newValue }
+    }
+    private let proveFlag = Box(false)
 
     public init(deployment: Deployment, environment: [String: String], timeout: Double = 10) {
         self.deployment = deployment
@@ -76,7 +84,11 @@ public final class Facts: @unchecked Sendable {
         let identity = Lazy { FolderGatherer.identity(deployment, image: image.get(), engine: engine.get(), cli: cli.get(),
                                                       environment: env, timeout: timeout) }
         self.identity = identity
-        folder = Lazy { FolderGatherer.folder(deployment, command: command.get(), identity: identity.get()) }
+        let folder = Lazy { FolderGatherer.folder(deployment, command: command.get(), identity: identity.get()) }
+        self.folder = folder
+        let flag = proveFlag
+        proof = Lazy { ProofGatherer.prove(deployment, requested: flag.value, folder: folder.get(), engine: engine.get(),
+                                           cli: cli.get(), environment: env, timeout: timeout) }
     }
 
     /// The environment the container will see from the env-file (bare keys take the host's value).

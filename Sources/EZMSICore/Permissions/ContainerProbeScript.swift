@@ -1,3 +1,7 @@
+/// The script a throwaway container runs to try, for real, what the program does in its folder
+/// (`ezmsi doctor --prove`, and the oracle matrix of the tests). POSIX sh with busybox applets only.
+public enum ContainerProbeScript {
+    public static let text = #"""
 #!/bin/sh
 # container_probe.sh ROOTDIR upload|download
 #
@@ -36,13 +40,20 @@
 #   LOGS directory / temporary files created are removed at once (directory
 #   mtimes do change).
 #
+# `--single DATA upload|download` judges one folder and prints `single OK` / `single FAIL …` (ezmsi doctor --prove).
+#
 # Needs `local` (busybox ash, dash and bash all have it).
 
 set -u
 set -f          # no globbing of file names taken from `ls`
 
+single=
+if [ "${1:-}" = --single ]; then
+    single=yes
+    shift
+fi
 if [ $# -ne 2 ]; then
-    echo "usage: $0 ROOTDIR upload|download" >&2
+    echo "usage: $0 [--single] ROOTDIR upload|download" >&2
     exit 2
 fi
 root=$1
@@ -132,6 +143,13 @@ visit() { # rel
             fail create "$rel"
             return
         fi
+        # The program appends to its log file in the folder (Python logging opens it with "a").
+        if [ "$rel" = . ] && [ -f "$data/DataFileDownloadDirectory.log" ] && [ ! -L "$data/DataFileDownloadDirectory.log" ]; then
+            if ! { : >> "$data/DataFileDownloadDirectory.log"; } 2>/dev/null; then
+                fail write DataFileDownloadDirectory.log
+                return
+            fi
+        fi
     fi
     for e in $names; do
         if [ "$rel" = . ]; then p=$e; else p=$rel/$e; fi
@@ -149,11 +167,8 @@ visit() { # rel
     done
 }
 
-cases=$(ls -1 -- "$root") || exit 2
-for c in $cases; do
-    case $c in case-*) ;; *) continue ;; esac
-    [ -d "$root/$c" ] || continue
-    data=$root/$c/data
+judge() { # data
+    data=$1
     result=
     if ! [ -e "$data" ] && ! [ -L "$data" ]; then
         if [ "$kind" = download ]; then
@@ -166,5 +181,19 @@ for c in $cases; do
     else
         visit .
     fi
+}
+
+if [ -n "$single" ]; then
+    judge "$root"
+    echo "single ${result:-OK}"
+    exit 0
+fi
+cases=$(ls -1 -- "$root") || exit 2
+for c in $cases; do
+    case $c in case-*) ;; *) continue ;; esac
+    [ -d "$root/$c" ] || continue
+    judge "$root/$c/data"
     echo "$c ${result:-OK}"
 done
+"""#
+}
