@@ -112,9 +112,10 @@ check_logs() {
     elif [ -e "$lp" ]; then
         if [ -d "$lp" ]; then
             try_create_file "$lp" || fail create LOGS
-            # The program appends to its log file there (Python logging opens it with "a").
+            # The program appends to its log file there (Python logging opens it with "a"). A subshell: a failed redirection
+            # of a special built-in would end the script itself.
             if [ -f "$lp/DataFileUploadDirectory.log" ] && [ ! -L "$lp/DataFileUploadDirectory.log" ]; then
-                { : >> "$lp/DataFileUploadDirectory.log"; } 2>/dev/null || fail write LOGS/DataFileUploadDirectory.log
+                ( : >> "$lp/DataFileUploadDirectory.log" ) 2>/dev/null || fail write LOGS/DataFileUploadDirectory.log
             fi
         else
             fail create LOGS
@@ -145,7 +146,7 @@ visit() { # rel
         fi
         # The program appends to its log file in the folder (Python logging opens it with "a").
         if [ "$rel" = . ] && [ -f "$data/DataFileDownloadDirectory.log" ] && [ ! -L "$data/DataFileDownloadDirectory.log" ]; then
-            if ! { : >> "$data/DataFileDownloadDirectory.log"; } 2>/dev/null; then
+            if ! ( : >> "$data/DataFileDownloadDirectory.log" ) 2>/dev/null; then
                 fail write DataFileDownloadDirectory.log
                 return
             fi
