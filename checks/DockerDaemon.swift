@@ -46,6 +46,7 @@ public struct DockerDaemon: Probe {
                            "serverVersion": info.serverVersion, "apiVersion": info.apiVersion,
                            "securityOptions": info.securityOptions.joined(separator: " ")]
             if let root = info.dockerRootDir { details["dockerRootDir"] = root }
+            if !info.components.isEmpty { details["components"] = info.components.joined(separator: ", ") }
             return ProbeOutcome("Docker Engine \(info.serverVersion) (API \(info.apiVersion)) at \(ep.host) — \(describe(ep))",
                                 findings: findings, details: details)
         case let .unreachable(ep, reason, cause, access):

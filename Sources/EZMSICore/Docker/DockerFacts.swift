@@ -20,17 +20,21 @@ public struct EngineInfo: Sendable, Equatable {
     public var os: String
     public var securityOptions: [String]
     public var dockerRootDir: String?
+    /// From /version: "Engine 20.10.24", "containerd 1.6.20", "runc 1.1.5".
+    public var components: [String] = []
 
     public var rootless: Bool { securityOptions.contains { $0.hasPrefix("name=rootless") } }
     public var usernsRemap: Bool { securityOptions.contains { $0.hasPrefix("name=userns") } }
     public var selinux: Bool { securityOptions.contains { $0.hasPrefix("name=selinux") } }
 
-    public init(serverVersion: String, apiVersion: String, os: String, securityOptions: [String], dockerRootDir: String?) {
+    public init(serverVersion: String, apiVersion: String, os: String, securityOptions: [String], dockerRootDir: String?,
+                components: [String] = []) {
         self.serverVersion = serverVersion
         self.apiVersion = apiVersion
         self.os = os
         self.securityOptions = securityOptions
         self.dockerRootDir = dockerRootDir
+        self.components = components
     }
 }
 
@@ -155,6 +159,11 @@ enum DockerGatherer {
             // is skipped because the daemon answers it by asking containerd and runc (5 ms here).
             let server = ping.headers["server"] ?? ""
             let version = server.hasPrefix("Docker/") ? String(server.dropFirst(7).prefix { $0 != " " }) : "?"
+            // /info (security options) and /version (components) in parallel: the daemon answers each by asking
+            // containerd, so together they cost what one costs.
+            let versionBox = Box<Result<HTTPResponse, SocketFailure>?>(nil)
+            let versionDone = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async { versionBox.value = client.get("/version"); versionDone.signal() }
             var info: [String: Any] = [:]
             switch client.get("/info") {
             case .success(let resp) where resp.status == 200:
@@ -164,12 +173,20 @@ enum DockerGatherer {
             default:
                 break
             }
+            versionDone.wait()
+            var components: [String] = []
+            if case .success(let resp)? = versionBox.value, resp.status == 200,
+               let v = (try? JSONSerialization.jsonObject(with: Data(resp.body))) as? [String: Any] {
+                for c in v["Components"] as? [[String: Any]] ?? [] {
+                    if let name = c["Name"] as? String, let version = c["Version"] as? String { components.append("\(name) \(version)") }
+                }
+            }
             return .reachable(ep, EngineInfo(
                 serverVersion: info["ServerVersion"] as? String ?? version,
                 apiVersion: ping.headers["api-version"] ?? "?",
                 os: ping.headers["ostype"] ?? info["OSType"] as? String ?? "?",
                 securityOptions: info["SecurityOptions"] as? [String] ?? [],
-                dockerRootDir: info["DockerRootDir"] as? String))
+                dockerRootDir: info["DockerRootDir"] as? String, components: components))
         }
     }
 
