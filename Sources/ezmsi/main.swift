@@ -20,7 +20,7 @@ struct Ezmsi: ParsableCommand {
             what `ezmsi command` prints. `ezmsi init DIR --program NAME` creates a deployment folder.
             """,
         version: EZMSI.version,
-        subcommands: [Doctor.self, Checks.self, Command.self, Init.self])
+        subcommands: [Doctor.self, Checks.self, Command.self, Fix.self, Undo.self, Init.self])
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

@@ -39,7 +39,7 @@ public enum FolderFact: Sendable {
     case failed(path: String, String)
 }
 
-enum FolderGatherer {
+public enum FolderGatherer {
     static func identity(_ deployment: Deployment, image: ImageFact, engine: EngineFact, cli: DockerCLIFact,
                          environment: [String: String], timeout: Double) -> Result<IdentityFact, IdentityUnavailable> {
         guard case .present(let info) = image else { return .failure(IdentityUnavailable("the image is not available")) }
@@ -84,7 +84,7 @@ enum FolderGatherer {
     }
 
     /// The host folder the program works in: its first positional path mapped through the mounts, else the data folder.
-    static func folderPath(_ deployment: Deployment, _ command: ParsedCommand) -> String? {
+    public static func folderPath(_ deployment: Deployment, _ command: ParsedCommand) -> String? {
         if let spec = command.program?.positionals.first, [.existingDirectory, .createDirectory, .existingFile].contains(spec.type),
            let value = command.positionals[spec.name], let mapped = deployment.hostPath(forContainerPath: value) {
             return mapped.host

@@ -1,0 +1,502 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// The fix journal: JSON lines.
+///
+///     {"version":1,"kind":"acl","root":"/abs/root","rootDev":2049,"rootIno":1234,"uid":1000,"gid":1000,"createdRoot":false,"need":"write-tree","startedAt":"2025-01-02T03:04:05.678Z"}
+///     {"created":true,"rootDev":2049,"rootIno":1234}                      (only when the fix created the root)
+///     {"path":"a/b.csv","type":"f","dev":2049,"ino":5678,"mode":416,"uid":0,"gid":0,"acl":null,"defaultAcl":null}
+///     ...
+///     {"complete":true,"changed":200201,"failed":0,"finishedAt":"…"}
+///     {"undone":true,"restored":200201,"skipped":0,"at":"…"}             (appended by undo)
+///
+/// `path` is relative to the root (`.` = the root); names that are not UTF-8 are written as `pathHex` instead.
+/// `mode` is `st_mode & 0o7777`; `acl` / `defaultAcl` are the raw `system.posix_acl_access` / `_default` attribute
+/// bytes in hex, null when the entry had none. Records are written in batches, each fsync'ed before any of its
+/// changes is made; a record whose change was never made restores nothing (the state already equals it).
+enum FixJournal {
+    static let version = 1
+
+    /// `fix-<UTC yyyyMMdd-HHmmss>-<pid>.jsonl`
+    static func fileName(date: Date, pid: Int32, attempt: Int) -> String {
+        var t = time_t(date.timeIntervalSince1970)
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        let stamp = String(format: "%04d%02d%02d-%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                           tm.tm_hour, tm.tm_min, tm.tm_sec)
+        return "fix-\(stamp)-\(pid)" + (attempt > 0 ? "-\(attempt + 1)" : "") + ".jsonl"
+    }
+
+    /// ISO 8601 UTC with milliseconds.
+    static func timestamp(_ date: Date = Date()) -> String {
+        let seconds = date.timeIntervalSince1970
+        var t = time_t(seconds.rounded(.down))
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        let ms = Int((seconds - seconds.rounded(.down)) * 1000)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                      tm.tm_hour, tm.tm_min, tm.tm_sec, ms)
+    }
+
+    /// Creates `directory` and its missing parents with mode 0700.
+    static func makeDirectory(_ directory: String) throws {
+        var st = stat()
+        if stat(directory, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw FixError.journal("\(directory) is not a directory", ENOTDIR) }
+            return
+        }
+        let parent = (directory as NSString).deletingLastPathComponent
+        if !parent.isEmpty && parent != directory { try makeDirectory(parent) }
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            throw FixError.journal("cannot create \(directory)", errno)
+        }
+    }
+}
+
+// MARK: - Writing
+
+/// Appends lines to one journal file. Thread-safe; the file is created on the first write (a fix that changes nothing
+/// leaves no journal).
+final class JournalWriter: @unchecked Sendable {
+    let directory: String
+    private let header: [UInt8]
+    private let lock = NSLock()
+    private var fd: Int32 = -1
+    private(set) var path: String?
+    private let devValue = Atomic<UInt64>(0)
+    private let inoValue = Atomic<UInt64>(0)
+    /// The journal file's device and inode (0 until created): the walk skips it when it lies inside the tree.
+    var dev: UInt64 { devValue.load(ordering: .relaxed) }
+    var ino: UInt64 { inoValue.load(ordering: .relaxed) }
+
+    init(directory: String, header: [UInt8]) {
+        self.directory = directory
+        self.header = header
+    }
+
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+
+    var isOpen: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return fd >= 0
+    }
+
+    private func openLocked() throws {
+        guard fd < 0 else { return }
+        try FixJournal.makeDirectory(directory)
+        let now = Date()
+        var attempt = 0
+        while true {
+            let name = FixJournal.fileName(date: now, pid: getpid(), attempt: attempt)
+            let candidate = directory.hasSuffix("/") ? directory + name : directory + "/" + name
+            let f = Glibc.open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            if f >= 0 {
+                fd = f
+                path = candidate
+                break
+            }
+            if errno != EEXIST || attempt > 1000 { throw FixError.journal("cannot create \(candidate)", errno) }
+            attempt += 1
+        }
+        var st = stat()
+        if fstat(fd, &st) == 0 {
+            devValue.store(UInt64(st.st_dev), ordering: .relaxed)
+            inoValue.store(UInt64(st.st_ino), ordering: .relaxed)
+        }
+        try writeLocked(header)
+        if fsync(fd) != 0 { throw FixError.journal("cannot sync \(path!)", errno) }
+        // The new name must survive a crash too.
+        let dfd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { _ = fsync(dfd); Glibc.close(dfd) }
+    }
+
+    private func writeLocked(_ bytes: [UInt8]) throws {
+        var done = 0
+        try bytes.withUnsafeBytes { buf in
+            while done < buf.count {
+                let n = write(fd, buf.baseAddress! + done, buf.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw FixError.journal("cannot write \(path ?? directory)", errno)
+                }
+                done += n
+            }
+        }
+    }
+
+    /// Creates the journal (header) if needed and returns its path.
+    @discardableResult
+    func open() throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        try openLocked()
+        return path!
+    }
+
+    /// Appends `bytes` (whole lines) and makes them durable before returning.
+    func append(_ bytes: [UInt8], sync: Bool = true) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try openLocked()
+        try writeLocked(bytes)
+        if sync && fsync(fd) != 0 { throw FixError.journal("cannot sync \(path!)", errno) }
+    }
+
+    /// Removes the journal file (a fix that failed before changing anything).
+    func discard() {
+        lock.lock()
+        defer { lock.unlock() }
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+        if let path { unlink(path) }
+        path = nil
+    }
+
+    func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
+}
+
+/// Fast JSON line building into a byte array.
+struct JSONLine {
+    var bytes: [UInt8] = []
+
+    init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    @inline(__always) mutating func raw(_ s: StaticString) {
+        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    @inline(__always) mutating func number<T: BinaryInteger>(_ value: T) {
+        if value < 0 {
+            bytes.append(UInt8(ascii: "-"))
+            number(UInt64(-Int64(value)))
+            return
+        }
+        var v = UInt64(value)
+        if v < 10 { bytes.append(UInt8(48 + v)); return }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            while v > 0 {
+                d[19 - n] = UInt8(48 + v % 10)
+                v /= 10
+                n += 1
+            }
+            bytes.append(contentsOf: d[(20 - n)...])
+        }
+    }
+
+    mutating func bool(_ b: Bool) { if b { raw("true") } else { raw("false") } }
+
+    /// A JSON string from UTF-8 bytes (must be valid UTF-8).
+    mutating func string(utf8 s: UnsafeRawBufferPointer) {
+        bytes.append(UInt8(ascii: "\""))
+        for c in s {
+            switch c {
+            case UInt8(ascii: "\""): bytes.append(0x5C); bytes.append(c)
+            case UInt8(ascii: "\\"): bytes.append(0x5C); bytes.append(c)
+            case 0..<0x20:
+                raw("\\u00")
+                bytes.append(JSONLine.hexDigits[Int(c >> 4)])
+                bytes.append(JSONLine.hexDigits[Int(c & 15)])
+            default: bytes.append(c)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    mutating func string(_ s: String) {
+        var s = s
+        s.withUTF8 { string(utf8: UnsafeRawBufferPointer($0)) }
+    }
+
+    mutating func hex(_ b: UnsafeRawBufferPointer) {
+        bytes.append(UInt8(ascii: "\""))
+        for c in b {
+            bytes.append(JSONLine.hexDigits[Int(c >> 4)])
+            bytes.append(JSONLine.hexDigits[Int(c & 15)])
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    mutating func hexOrNull(_ b: UnsafeRawBufferPointer?) {
+        if let b { hex(b) } else { raw("null") }
+    }
+
+    /// A path field: `"path":"…"` when UTF-8, else `"pathHex":"…"` (file names are bytes).
+    mutating func pathField(_ p: UnsafeRawBufferPointer, key: StaticString = "\"path\":",
+                            hexKey: StaticString = "\"pathHex\":") {
+        var ascii = true
+        for c in p where c >= 0x80 { ascii = false; break }
+        if ascii || String(validating: UnsafeBufferPointer(start: p.baseAddress?.assumingMemoryBound(to: UInt8.self), count: p.count), as: UTF8.self) != nil {
+            raw(key)
+            string(utf8: p)
+        } else {
+            raw(hexKey)
+            hex(p)
+        }
+    }
+
+    mutating func newline() { bytes.append(0x0A) }
+}
+
+extension FixJournal {
+    static func headerLine(kind: FixPlanKind, root: String, rootDev: UInt64?, rootIno: UInt64?, identity: ContainerIdentity,
+                           need: FolderNeed, createdRoot: Bool) -> [UInt8] {
+        var j = JSONLine()
+        j.raw("{\"version\":")
+        j.number(version)
+        j.raw(",\"kind\":")
+        j.string(kind.rawValue)
+        Array(root.utf8).withUnsafeBytes { j.pathField($0, key: ",\"root\":", hexKey: ",\"rootHex\":") }
+        j.raw(",\"rootDev\":")
+        if let rootDev { j.number(rootDev) } else { j.raw("null") }
+        j.raw(",\"rootIno\":")
+        if let rootIno { j.number(rootIno) } else { j.raw("null") }
+        j.raw(",\"uid\":")
+        j.number(identity.uid)
+        j.raw(",\"gid\":")
+        j.number(identity.gid)
+        j.raw(",\"createdRoot\":")
+        j.bool(createdRoot)
+        j.raw(",\"need\":")
+        j.string(need.rawValue)
+        j.raw(",\"startedAt\":")
+        j.string(timestamp())
+        j.raw("}")
+        j.newline()
+        return j.bytes
+    }
+}
+
+// MARK: - Reading
+
+/// A value of a flat JSON object (the journal has no nesting).
+enum JournalValue: Equatable {
+    case string(String)
+    case number(String)
+    case bool(Bool)
+    case null
+
+    var string: String? { if case .string(let s) = self { return s }; return nil }
+    var uint64: UInt64? { if case .number(let n) = self { return UInt64(n) }; return nil }
+    var uint32: UInt32? { if case .number(let n) = self { return UInt32(n) }; return nil }
+    var int: Int? { if case .number(let n) = self { return Int(n) }; return nil }
+    var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
+    var isNull: Bool { self == .null }
+}
+
+enum FlatJSON {
+    /// Parses one flat JSON object (string, number, true/false/null values). nil when malformed (e.g. a line cut
+    /// short by a kill).
+    static func parse(_ line: ArraySlice<UInt8>) -> [String: JournalValue]? {
+        line.withUnsafeBufferPointer { parse($0) }
+    }
+
+    static func parse(_ b: UnsafeBufferPointer<UInt8>) -> [String: JournalValue]? {
+        var i = 0
+        let n = b.count
+        func skipSpace() { while i < n && (b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0D || b[i] == 0x0A) { i += 1 } }
+        func parseString() -> String? {
+            guard i < n, b[i] == UInt8(ascii: "\"") else { return nil }
+            i += 1
+            var out: [UInt8] = []
+            while i < n {
+                let c = b[i]
+                if c == UInt8(ascii: "\"") {
+                    i += 1
+                    return String(decoding: out, as: UTF8.self)
+                }
+                if c == UInt8(ascii: "\\") {
+                    i += 1
+                    guard i < n else { return nil }
+                    let e = b[i]
+                    i += 1
+                    switch e {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
+                    case UInt8(ascii: "b"): out.append(8)
+                    case UInt8(ascii: "f"): out.append(12)
+                    case UInt8(ascii: "n"): out.append(10)
+                    case UInt8(ascii: "r"): out.append(13)
+                    case UInt8(ascii: "t"): out.append(9)
+                    case UInt8(ascii: "u"):
+                        guard let u = hex4() else { return nil }
+                        var scalarValue = UInt32(u)
+                        if (0xD800..<0xDC00).contains(u) {
+                            guard i + 1 < n, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else { return nil }
+                            i += 2
+                            guard let low = hex4(), (0xDC00..<0xE000).contains(low) else { return nil }
+                            scalarValue = 0x10000 + ((UInt32(u) - 0xD800) << 10) + (UInt32(low) - 0xDC00)
+                        }
+                        guard let scalar = Unicode.Scalar(scalarValue) else { return nil }
+                        out.append(contentsOf: Array(String(Character(scalar)).utf8))
+                    default: return nil
+                    }
+                    continue
+                }
+                out.append(c)
+                i += 1
+            }
+            return nil
+        }
+        func hex4() -> UInt16? {
+            guard i + 4 <= n else { return nil }
+            var v: UInt16 = 0
+            for _ in 0..<4 {
+                let c = b[i]
+                i += 1
+                v <<= 4
+                switch c {
+                case 48...57: v |= UInt16(c - 48)
+                case 97...102: v |= UInt16(c - 87)
+                case 65...70: v |= UInt16(c - 55)
+                default: return nil
+                }
+            }
+            return v
+        }
+        func literal(_ s: StaticString) -> Bool {
+            let count = s.utf8CodeUnitCount
+            guard i + count <= n else { return false }
+            let ok = s.withUTF8Buffer { lit in (0..<count).allSatisfy { b[i + $0] == lit[$0] } }
+            if ok { i += count }
+            return ok
+        }
+        var result: [String: JournalValue] = [:]
+        skipSpace()
+        guard i < n, b[i] == UInt8(ascii: "{") else { return nil }
+        i += 1
+        skipSpace()
+        if i < n && b[i] == UInt8(ascii: "}") { i += 1; return result }
+        while true {
+            skipSpace()
+            guard let key = parseString() else { return nil }
+            skipSpace()
+            guard i < n, b[i] == UInt8(ascii: ":") else { return nil }
+            i += 1
+            skipSpace()
+            guard i < n else { return nil }
+            let c = b[i]
+            if c == UInt8(ascii: "\"") {
+                guard let s = parseString() else { return nil }
+                result[key] = .string(s)
+            } else if c == UInt8(ascii: "-") || (48...57).contains(c) {
+                let start = i
+                i += 1
+                while i < n, (48...57).contains(b[i]) || b[i] == UInt8(ascii: ".") || b[i] == UInt8(ascii: "e")
+                    || b[i] == UInt8(ascii: "E") || b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
+                result[key] = .number(String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self))
+            } else if literal("true") {
+                result[key] = .bool(true)
+            } else if literal("false") {
+                result[key] = .bool(false)
+            } else if literal("null") {
+                result[key] = .null
+            } else {
+                return nil
+            }
+            skipSpace()
+            guard i < n else { return nil }
+            if b[i] == UInt8(ascii: ",") { i += 1; continue }
+            if b[i] == UInt8(ascii: "}") { i += 1; break }
+            return nil
+        }
+        skipSpace()
+        return i == n ? result : nil
+    }
+
+    static func unhex(_ s: String) -> [UInt8]? {
+        let u = Array(s.utf8)
+        guard u.count % 2 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(u.count / 2)
+        func v(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: return c - 48
+            case 97...102: return c - 87
+            case 65...70: return c - 55
+            default: return nil
+            }
+        }
+        var k = 0
+        while k < u.count {
+            guard let hi = v(u[k]), let lo = v(u[k + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            k += 2
+        }
+        return out
+    }
+}
+
+/// Reads a file's lines from the last to the first, a chunk at a time (memory: one chunk plus one line).
+final class ReverseLineReader {
+    private let fd: Int32
+    private var offset: Int
+    private var buffer: [UInt8] = []
+    private let chunk: Int
+
+    init(fd: Int32, chunk: Int = 1 << 20) {
+        self.fd = fd
+        self.chunk = chunk
+        var st = stat()
+        offset = fstat(fd, &st) == 0 ? Int(st.st_size) : 0
+    }
+
+    /// The previous non-empty line (without its newline), or nil at the start of the file.
+    func previous() -> [UInt8]? {
+        while true {
+            while let last = buffer.last, last == 0x0A { buffer.removeLast() }
+            if let i = buffer.lastIndex(of: 0x0A) {
+                let line = Array(buffer[(i + 1)...])
+                buffer.removeSubrange(i...)
+                return line
+            }
+            if offset == 0 {
+                if buffer.isEmpty { return nil }
+                let line = buffer
+                buffer = []
+                return line
+            }
+            let n = min(chunk, offset)
+            offset -= n
+            var block = [UInt8](repeating: 0, count: n)
+            var got = 0
+            while got < n {
+                let r = block.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, n - got, off_t(offset + got)) }
+                if r < 0 && errno == EINTR { continue }
+                if r <= 0 { break }
+                got += r
+            }
+            if got < n { block.removeSubrange(got...) }
+            block.append(contentsOf: buffer)
+            buffer = block
+        }
+    }
+}
+
+/// The first line of a file (the header).
+func readFirstLine(fd: Int32, limit: Int = 1 << 20) -> [UInt8]? {
+    var out: [UInt8] = []
+    var block = [UInt8](repeating: 0, count: 4096)
+    var offset = 0
+    while out.count < limit {
+        let r = block.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 4096, off_t(offset)) }
+        if r < 0 && errno == EINTR { continue }
+        if r <= 0 { break }
+        if let i = block[0..<r].firstIndex(of: 0x0A) {
+            out.append(contentsOf: block[0..<i])
+            return out
+        }
+        out.append(contentsOf: block[0..<r])
+        offset += r
+    }
+    return out.isEmpty ? nil : out
+}
