@@ -276,6 +276,10 @@ struct FixVisitor: TreeVisitor {
             case .value(let b):
                 accessBytes = b
                 access = try? FileACL(xattr: b)
+                if access == nil {
+                    stats.unscannable.add("\(entry.relativePath): undecodable access ACL")
+                    return .descend(context: selection.childContext)
+                }
             case .absent, .unsupported:
                 break
             case .failed(let e):
