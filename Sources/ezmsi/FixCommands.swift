@@ -48,16 +48,17 @@ struct Fix: ParsableCommand {
             throw ExitCode(Exit.failed)
         }
         let out = Output(scrubber: Secrets.scrubber(for: facts))
-        let plans: [FixPlan]
-        do {
-            plans = try FixPlanKind.allCases.map { try FolderFixer.plan(kind: $0, root: folder, identity: identity.host, need: program.folderNeed) }
-        } catch {
-            FileHandle.standardError.write(Data("ezmsi: cannot plan a fix for \(folder): \(error)\n".utf8))
-            throw ExitCode(Exit.failed)
-        }
         let userPlan = "ezmsi command --user \"$(id -u):$(id -g)\" with HOME=\(ProgramTable.imageHome) in the env-file: " +
             "the container then acts as you on the folder; nothing on disk changes, but files it creates belong to you"
         guard yes else {
+            // Dry run: every plan is counted by a walk of its own (apply skips this).
+            let plans: [FixPlan]
+            do {
+                plans = try FixPlanKind.allCases.map { try FolderFixer.plan(kind: $0, root: folder, identity: identity.host, need: program.folderNeed) }
+            } catch {
+                FileHandle.standardError.write(Data("ezmsi: cannot plan a fix for \(folder): \(error)\n".utf8))
+                throw ExitCode(Exit.failed)
+            }
             let report = Report(folder: folder, identity: identity.host.description, plans: plans, userPlan: userPlan, applied: nil, after: nil)
             if format == .json { out.stdout(JSONRenderer.render(report)); return }
             var text = "ezmsi fix (dry run) — \(folder) for \(identity.host.description)\n"
@@ -87,16 +88,23 @@ struct Fix: ParsableCommand {
             FileHandle.standardError.write(Data("ezmsi: the fix stopped: \(error)\n  undo what was done with: ezmsi undo\n".utf8))
             throw ExitCode(Exit.failed)
         }
+        if outcome.changed == 0 && outcome.journal.isEmpty {
+            if format == .json {
+                out.stdout(JSONRenderer.render(Report(folder: folder, identity: identity.host.description, plans: [], userPlan: userPlan,
+                                                      applied: outcome, after: nil)))
+            } else {
+                out.stdout("changed 0 entries: nothing to change, \(identity.host.description) can already use every entry of \(folder)\n")
+            }
+            return
+        }
         // Re-run the probes on the changed folder and report the outcome.
         let (after, _) = try diagnose(resolved, selection: RunOptions(timeout: timeout, only: ["folder.", "identity.", "mounts."]))
         if format == .json {
-            out.stdout(JSONRenderer.render(Report(folder: folder, identity: identity.host.description, plans: plans, userPlan: userPlan,
+            out.stdout(JSONRenderer.render(Report(folder: folder, identity: identity.host.description, plans: [], userPlan: userPlan,
                                                   applied: outcome, after: after)))
         } else {
-            let head = outcome.changed == 0 && outcome.journal.isEmpty
-                ? "changed 0 entries: nothing to change\n\n"
-                : "changed \(outcome.changed) entr\(outcome.changed == 1 ? "y" : "ies") in \(Int(outcome.durationMs)) ms; journal: \(outcome.journal)\n" +
-                  "undo with: ezmsi undo \(ShellWords.quote(outcome.journal))\n\n"
+            let head = "changed \(outcome.changed) entr\(outcome.changed == 1 ? "y" : "ies") in \(Int(outcome.durationMs)) ms; journal: \(outcome.journal)\n" +
+                "undo with: ezmsi undo \(ShellWords.quote(outcome.journal))\n\n"
             out.stdout(head + HumanRenderer.render(after, color: Terminal.wantsColor(fd: 1, environment: ProcessInfo.processInfo.environment)))
         }
         throw ExitCode(after.summary.exitCode)

@@ -577,16 +577,7 @@ extension FixContext {
             visitor.finish()
             results.set(k, visitor.stats)
         }
-        let group = DispatchGroup()
-        for k in 1..<threads {
-            group.enter()
-            Thread.detachNewThread {
-                work(k)
-                group.leave()
-            }
-        }
-        work(0)
-        group.wait()
+        runOnThreads(threads, work)
         if let e = results.error { throw e }
         var total = FixStats()
         for s in results.stats { if let s { total.merge(s) } }

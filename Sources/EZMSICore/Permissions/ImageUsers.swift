@@ -108,30 +108,13 @@ public enum ImageUserGatherer {
         var stderr: String
     }
 
-    /// Like `Subprocess.run`, but keeps stdout as bytes (a tar stream is not text).
     static func run(_ executable: String, _ arguments: [String], environment: [String: String], timeout: Double) throws -> RawOutput {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-        try process.run()
-        let group = DispatchGroup()
-        let outData = Box(Data()), errData = Box(Data())
-        DispatchQueue.global().async(group: group) { outData.value = out.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { errData.value = err.fileHandleForReading.readDataToEndOfFile() }
-        if exited.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
+        do {
+            let raw = try Subprocess.runRaw(executable, arguments, environment: environment, timeout: timeout)
+            return RawOutput(status: raw.status, stdout: raw.stdout, stderr: raw.stderr)
+        } catch SubprocessError.timedOut {
             throw ImageUserFilesError.timedOut(arguments.first ?? executable)
         }
-        _ = group.wait(timeout: .now() + 5)
-        return RawOutput(status: process.terminationStatus, stdout: [UInt8](outData.value),
-                         stderr: String(decoding: errData.value, as: UTF8.self))
     }
 }
 

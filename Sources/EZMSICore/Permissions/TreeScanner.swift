@@ -313,16 +313,7 @@ public enum TreeScanner {
             }
             results.set(k, auditor.audit)
         }
-        let group = DispatchGroup()
-        for k in 1..<workers {
-            group.enter()
-            Thread.detachNewThread {
-                work(k)
-                group.leave()
-            }
-        }
-        work(0)
-        group.wait()
+        runOnThreads(workers, work)
         if let e = results.error as? TreeWalkError { throw TreeScanError.walk(e) }
         if let e = results.error { throw e }
         var audit = results.audits[0]!

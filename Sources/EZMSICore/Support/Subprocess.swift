@@ -13,6 +13,13 @@ public enum Subprocess {
     /// 50 ms slices, which would dominate the doctor's run time.
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                            timeout: Double = 10) throws -> ProcessOutput {
+        let raw = try runRaw(executable, arguments, environment: environment, timeout: timeout)
+        return ProcessOutput(status: raw.status, stdout: String(decoding: raw.stdout, as: UTF8.self), stderr: raw.stderr)
+    }
+
+    /// Like `run`, but keeps stdout as bytes (e.g. a tar stream).
+    public static func runRaw(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                              timeout: Double = 10) throws -> (status: Int32, stdout: [UInt8], stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -33,10 +40,8 @@ public enum Subprocess {
             process.terminate()
             throw SubprocessError.timedOut(executable, timeout)
         }
-        _ = group.wait(timeout: .now() + 2)
-        return ProcessOutput(status: process.terminationStatus,
-                             stdout: String(decoding: outData.value, as: UTF8.self),
-                             stderr: String(decoding: errData.value, as: UTF8.self))
+        _ = group.wait(timeout: .now() + 5)
+        return (process.terminationStatus, [UInt8](outData.value), String(decoding: errData.value, as: UTF8.self))
     }
 
     /// Finds a program on PATH like `execvp` does.
