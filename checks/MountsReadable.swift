@@ -5,7 +5,10 @@ import Foundation
 public struct MountsReadable: Probe {
     public let id = "mounts.readable"
     public let title = "Config and extra mounts readable"
-    public let rationale = "OpenMSIStream silently reads an unreadable config file as empty; custom code folders must be readable too."
+    public let rationale = """
+        OpenMSIStream silently reads an unreadable config file as empty; custom code folders must be readable, and a \
+        [kafkacrypto] node directory mounted and writable.
+        """
     public let dependsOn = ["docker.image"]
     public init() {}
 
@@ -23,6 +26,9 @@ public struct MountsReadable: Probe {
                 ExampleFacts.make(configFile: config(mode: 0o600))
             },
             ProbeExample("config missing (config.syntax reports it)", expect: .skip) { ExampleFacts.make(config: nil) },
+            ProbeExample("KafkaCrypto node not on a mount", expect: .warn, code: "kafkacrypto-node-unmounted") {
+                ExampleFacts.make(config: ExampleFacts.goodConsumerConfig + "\n[kafkacrypto]\nnode_id = lab-node\n")
+            },
         ]
     }
 
@@ -59,8 +65,44 @@ public struct MountsReadable: Probe {
                                       fix: Remediation("Grant read access", commands: ["setfacl -m u:\(id.uid):r \(ShellWords.quote(mount.host))"])))
             }
         }
-        if checked == 0 { return .skip("nothing mounted besides the data folder") }
+        findings += kafkaCryptoFindings(facts, identity: id)
+        if checked == 0 && findings.isEmpty { return .skip("nothing mounted besides the data folder") }
         return ProbeOutcome(findings.isEmpty ? "uid \(id.uid) can read the config and \(checked - 1) other mount\(checked == 2 ? "" : "s")" : "uid \(id.uid) cannot read every mount",
                             findings: findings)
+    }
+}
+
+extension MountsReadable {
+    /// `[kafkacrypto]`: KafkaCrypto rewrites its node config and writes `<file>.tmp` beside it, so the node directory
+    /// must be on a mount (or it is lost with the container) and writable by the container's user.
+    func kafkaCryptoFindings(_ facts: Facts, identity: ContainerIdentity) -> [Finding] {
+        guard case .success(let fact) = facts.config.get(), let section = fact.file.section("kafkacrypto") else { return [] }
+        // The three places OpenMSIStream looks for node_id, seen from inside the container (config dir, then cwd).
+        var candidates: [(container: String, line: Int)] = []
+        if let file = section.option("config_file") {
+            let value = file.raw.hasPrefix("file#") ? String(file.raw.dropFirst(5)) : file.raw
+            if value.hasPrefix("/") { candidates.append(((value as NSString).deletingLastPathComponent, file.line)) }
+        } else if let node = section.option("node_id") {
+            for base in [(ProgramTable.containerConfigPath as NSString).deletingLastPathComponent, Deployment.workingDirectory] {
+                candidates.append((base + "/" + node.raw, node.line))
+            }
+        }
+        guard let first = candidates.first else { return [] }
+        let at = Location(file: fact.file.path, line: first.line)
+        for candidate in candidates {
+            guard let (host, mount) = facts.deployment.hostPath(forContainerPath: candidate.container), mount.role != "config" else { continue }
+            guard let decision = try? AccessEvaluator.evaluate(path: host, operations: [.createInDirectory], identity: identity).decisions.first else {
+                return [.fail("kafkacrypto-node-missing", "the KafkaCrypto node directory \(host) (\(candidate.container) in the container) does not exist",
+                              at: at, fix: Remediation("Provision the node (ProvisionNode) into that folder"))]
+            }
+            if !decision.allowed || mount.readOnly {
+                return [.fail("kafkacrypto-node-readonly", "uid \(identity.uid) cannot write the KafkaCrypto node directory \(host): \(mount.readOnly ? "mounted read-only" : decision.description)",
+                              at: at, fix: Remediation("KafkaCrypto rewrites its files there: grant write access",
+                                                       commands: ["setfacl -R -m u:\(identity.uid):rwX \(ShellWords.quote(host))"]))]
+            }
+            return []
+        }
+        return [.warn("kafkacrypto-node-unmounted", "the KafkaCrypto node directory (\(first.container)) is not on a mount: it is lost with the container",
+                      at: at, fix: Remediation("Mount the node directory", commands: ["ezmsi doctor --mount /path/to/node:\(first.container) …"]))]
     }
 }

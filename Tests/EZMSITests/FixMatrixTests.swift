@@ -138,3 +138,22 @@ struct FixTests {
         #expect(undo.status == 0)
     }
 }
+
+/// `ezmsi doctor --prove`: a real container agrees with the static verdict, both ways.
+@Suite(.enabled(if: TestDocker.available))
+struct ProveTests {
+    @Test func proveAgreesOnAUsableAndAnUnusableFolder() throws {
+        let dir = TempDir("prove")
+        chmod(dir.path, 0o755)
+        let args = ["doctor", "--prove", "--format", "json", "--only", "folder."] + healthyDeployment(dir)
+        var report = try decodeJSON(try ezmsi(args).stdout)
+        #expect(check(report, "folder.prove")?["status"] as? String == "pass")
+        #expect((check(report, "folder.prove")?["details"] as? [String: String])?["container"] == "OK")
+        chown(dir.path + "/data", 0, 0)
+        chmod(dir.path + "/data", 0o755)
+        report = try decodeJSON(try ezmsi(args).stdout)
+        #expect(check(report, "folder.access")?["status"] as? String == "fail")
+        #expect(check(report, "folder.prove")?["status"] as? String == "pass", "the container agrees that it cannot write")
+        #expect((check(report, "folder.prove")?["details"] as? [String: String])?["container"]?.hasPrefix("FAIL") == true)
+    }
+}
