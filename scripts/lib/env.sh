@@ -113,7 +113,7 @@ ensure_dockerd() (
         # usable netfilter/bridge; containers run with --network none.
         # --storage-driver=vfs: no overlayfs-on-overlay/d_type surprises.
         # dockerd starts and manages its own containerd under exec-root.
-        # fd 9 (the lock) must not leak into the daemon.
+        # No inherited descriptor may leak into the daemon (fd 9 is our lock; a caller may hold others, e.g. flock).
         setsid nohup dockerd \
             --iptables=false --ip6tables=false --bridge=none \
             --storage-driver=vfs \
@@ -121,7 +121,7 @@ ensure_dockerd() (
             --exec-root="$EZMSI_CI_DIR/exec" \
             --pidfile="$EZMSI_CI_DIR/dockerd.pid" \
             -H "unix://$EZMSI_DOCKER_SOCK" \
-            </dev/null >"$log" 2>&1 9>&- &
+            </dev/null >"$log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     fi
 
     local i why="did not answer on $EZMSI_DOCKER_SOCK within 30 s"

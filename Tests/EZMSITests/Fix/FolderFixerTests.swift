@@ -374,7 +374,13 @@ import Testing
         let records = try Self.journalObjects(journal).filter { $0["ino"] != nil }
         let undo = try FolderFixer.undo(journal: journal)
         #expect(undo.skipped.isEmpty, "\(undo.skipped)")
-        #expect(undo.restored >= 76 && undo.restored <= 78 && undo.alreadyOriginal > 0, "\(undo)")
+        // One thread stops exactly at change 77; with two, the other worker may finish a few changes of its own
+        // batch before it sees the abort, so only a lower bound holds there.
+        if threads == 1 {
+            #expect(undo.restored >= 76 && undo.restored <= 78 && undo.alreadyOriginal > 0, "\(undo)")
+        } else {
+            #expect(undo.restored >= 76 && undo.restored < records.count, "\(undo)")
+        }
         #expect(undo.restored + undo.alreadyOriginal == records.count)
         #expect(try Self.dump(root) == before)
     }
