@@ -14,32 +14,47 @@ struct FixTests {
         return out.stdout
     }
 
+    /// Runs `ezmsi fix --yes --format json` on one case folder; returns (changed, journal).
+    static func cliFix(deployment: String, folder: String, kind: PermissionMatrixTests.Kind, user: String?, state: String) throws -> (Int, String) {
+        var args = ["fix", "--yes", "--format", "json", "--deployment", deployment, "--folder", folder]
+        if let user { args += ["--user", user] }
+        let out = try ezmsi(args + ["--"] + kind.command, env: ["XDG_STATE_HOME": state])
+        guard out.status == 0 || out.status == 1 else { throw TestFailure("ezmsi fix exited \(out.status): \(out.stderr)") }
+        let applied = try decodeJSON(out.stdout)["applied"] as? [String: Any] ?? [:]
+        return (applied["changed"] as? Int ?? -1, applied["journal"] as? String ?? "")
+    }
+
     @Test func afterFixTheContainerSucceedsEverywhereAndUndoRestoresExactly() throws {
         let root = try PermissionMatrixTests.generate("fix")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let cases = try PermissionMatrixTests.cases(root)
         let original = try Self.dump(root)
-        let journals = TempDir("journals")
+        let state = TempDir("state")
+        let deployment = TempDir("deployment")
+        deployment.write("openmsi.env", ExampleFacts.goodEnv, mode: 0o600)
+        deployment.write("config.config", ExampleFacts.goodProducerConfig)
         for user in PermissionMatrixTests.users {
-            let identity = try PermissionMatrixTests.identity(user: user)
             for kind in PermissionMatrixTests.Kind.allCases {
-                let need: FolderNeed = kind == .upload ? .readTreeWriteRoot : .writeTree
-                var applied: [String] = []
+                var journals: [String] = []
                 for c in cases {
-                    let outcome = try FolderFixer.apply(kind: .acl, root: root + "/" + c + "/data", identity: identity.host, need: need,
-                                                        journalDirectory: journals.path)
-                    applied.append(outcome.journal)
+                    // Exactly what a user runs: ezmsi fix --yes (identity resolved through the image, the acl plan).
+                    let (changed, journal) = try Self.cliFix(deployment: deployment.path, folder: root + "/" + c + "/data", kind: kind,
+                                                             user: user, state: state.path)
+                    #expect(changed >= 0, "\(c) \(kind): fix reported nothing")
+                    journals.append(journal)
                     // Idempotent: a second run changes nothing.
-                    let again = try FolderFixer.apply(kind: .acl, root: root + "/" + c + "/data", identity: identity.host, need: need,
-                                                      journalDirectory: journals.path)
-                    #expect(again.changed == 0, "\(c) \(kind) \(user ?? "image user"): second fix changed \(again.changed)")
-                    applied.append(again.journal)
+                    let (again, _) = try Self.cliFix(deployment: deployment.path, folder: root + "/" + c + "/data", kind: kind,
+                                                     user: user, state: state.path)
+                    #expect(again == 0, "\(c) \(kind) \(user ?? "image user"): second fix changed \(again)")
                 }
                 let truth = try PermissionMatrixTests.containerVerdicts(root: root, kind: kind, user: user)
                 let failing = cases.filter { truth[$0] != "OK" }
                 #expect(failing.isEmpty, "after fix, \(kind) \(user ?? "image user"): \(failing.prefix(10).map { "\($0) \(truth[$0] ?? "?")" })")
-                // The files outside every case (symlink targets) were never touched.
-                for journal in applied.reversed() where !journal.isEmpty { _ = try FolderFixer.undo(journal: journal) }
+                for journal in journals.reversed() where !journal.isEmpty {
+                    let undo = try ezmsi(["undo", journal])
+                    #expect(undo.status == 0, "\(undo.stdout) \(undo.stderr)")
+                }
+                // Files outside every case (the symlink targets) are part of the dump: never touched, and all restored.
                 let restored = try Self.dump(root)
                 #expect(restored == original, "\(kind) \(user ?? "image user"): undo did not restore the original dump")
             }
