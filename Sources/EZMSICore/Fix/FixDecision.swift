@@ -1,9 +1,9 @@
 import Glibc
 
-/// Which operations `TreeRequirements` asks of each entry: the same selection as the audit (`TreeAuditor.visit`), so
-/// the fixer grants exactly what the audit finds denied. The walk context carries the subtree (1…) of depth-1
-/// directories such as `LOGS`; 0 is the default rule.
-struct FixRules {
+/// Which operations `TreeRequirements` asks of each entry. The audit (`TreeAuditor`) and the fixer both select
+/// through it, so the fixer grants exactly what the audit finds denied. The walk context carries the subtree (1…)
+/// of depth-1 directories such as `LOGS`; 0 is the default rule.
+struct RequirementRules {
     let requirements: TreeRequirements
     private let subtreeNames: [[CChar]]
     private let subtreeRules: [TreeRequirements.Rule]
@@ -126,7 +126,7 @@ struct FixDecider {
         var newAccess = access
         if !ops.isEmpty && denied(ops, inode) {
             change.wasDenied = true
-            let bits = FixRules.bits(ops)
+            let bits = RequirementRules.bits(ops)
             switch kind {
             case .acl:
                 if identity.uid == uid {

@@ -50,7 +50,7 @@ struct FixStats {
 final class FixContext: @unchecked Sendable {
     let kind: FixPlanKind
     let decider: FixDecider
-    let rules: FixRules
+    let rules: RequirementRules
     /// nil: dry run (plan).
     let journal: JournalWriter?
     /// The root, opened by the fixer (O_RDONLY | O_DIRECTORY); the walker's root must be the same inode.
@@ -78,7 +78,7 @@ final class FixContext: @unchecked Sendable {
         var bits: UInt16
     }
 
-    init(kind: FixPlanKind, identity: ContainerIdentity, rules: FixRules, journal: JournalWriter?, rootFD: Int32,
+    init(kind: FixPlanKind, identity: ContainerIdentity, rules: RequirementRules, journal: JournalWriter?, rootFD: Int32,
          rootDev: UInt64, rootIno: UInt64, batchLimit: Int) {
         self.kind = kind
         decider = FixDecider(kind: kind, identity: identity)
@@ -258,7 +258,7 @@ struct FixVisitor: TreeVisitor {
         let isDirectory = kind == .directory
         if !isDirectory && selection.ops.isEmpty { return .descend(context: selection.childContext) }
         if !isDirectory && st.st_nlink > 1 && !ctx.firstVisit(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino),
-                                                                          bits: FixRules.bits(selection.ops)) {
+                                                                          bits: RequirementRules.bits(selection.ops)) {
             return .descend(context: selection.childContext)
         }
 

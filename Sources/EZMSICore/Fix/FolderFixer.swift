@@ -150,7 +150,7 @@ public enum FolderFixer {
     public static func plan(kind: FixPlanKind, root: String, identity: ContainerIdentity, need: FolderNeed,
                             options: FixOptions) throws -> FixPlan {
         guard let requirements = TreeRequirements.forNeed(need) else { throw FixError.notATree(need) }
-        let rules = FixRules(requirements)
+        let rules = RequirementRules(requirements)
         let absRoot = absolute(root)
         var st = stat()
         var stats = FixStats()
@@ -208,7 +208,7 @@ public enum FolderFixer {
                              journalDirectory: String, options: FixOptions) throws -> FixOutcome {
         let start = monotonicMs()
         guard let requirements = TreeRequirements.forNeed(need) else { throw FixError.notATree(need) }
-        let rules = FixRules(requirements)
+        let rules = RequirementRules(requirements)
         let absRoot = absolute(root)
         let journalDirectory = absolute(journalDirectory)
         var st = stat()
@@ -375,7 +375,7 @@ public enum FolderFixer {
 
     /// What a directory made by `mkdir(root, 0755)` would look like, and what the plan would change on it.
     static func simulateCreatedRoot(parent: String, parentStat: stat, kind: FixPlanKind, identity: ContainerIdentity,
-                                    rules: FixRules) -> FixStats {
+                                    rules: RequirementRules) -> FixStats {
         var stats = FixStats()
         stats.directories = 1
         let setgid = parentStat.st_mode & UInt32(S_ISGID) != 0
@@ -444,7 +444,7 @@ public enum FolderFixer {
         var out: [String] = []
         out.append("# equivalent, coarser: ezmsi changes only the entries it counted, and only ever adds rights")
         if willCreate { out.append("mkdir -m 0755 -- \(q)") }
-        func p(_ ops: [AccessOperation]) -> String { FixRules.bits(ops).description }
+        func p(_ ops: [AccessOperation]) -> String { RequirementRules.bits(ops).description }
         let dirBits = p(requirements.rule.directory)
         let fileBits = p(requirements.rule.file)
         switch kind {
@@ -453,7 +453,7 @@ public enum FolderFixer {
             if !requirements.rule.file.isEmpty {
                 out.append("find \(q) -xdev -type f -exec setfacl -m u:\(uid):\(fileBits) -- {} +")
             }
-            if FixRules.bits(requirements.root) != FixRules.bits(requirements.rule.directory) {
+            if RequirementRules.bits(requirements.root) != RequirementRules.bits(requirements.rule.directory) {
                 out.append("setfacl -m u:\(uid):\(p(requirements.root)) -- \(q)")
             }
             for (name, rule) in requirements.subtrees.sorted(by: { $0.key < $1.key }) {
@@ -485,7 +485,7 @@ public enum FolderFixer {
             if !requirements.rule.file.isEmpty {
                 out.append("find \(q) -xdev -type f -exec chmod u+\(fileBits.replacingOccurrences(of: "-", with: "")) -- {} +")
             }
-            if FixRules.bits(requirements.root) != FixRules.bits(requirements.rule.directory) {
+            if RequirementRules.bits(requirements.root) != RequirementRules.bits(requirements.rule.directory) {
                 out.append("chmod u+\(p(requirements.root).replacingOccurrences(of: "-", with: "")) -- \(q)")
             }
             func plus(_ ops: [AccessOperation]) -> String { p(ops).replacingOccurrences(of: "-", with: "") }

@@ -372,11 +372,9 @@ struct TreeAuditor: TreeVisitor {
     let requirements: TreeRequirements
     let options: TreeAuditOptions
     var audit: TreeAudit
-    /// Subtree rules by index (context 1…); context 0 is the default rule. Bit 0x80 marks "below a denied directory".
-    let subtreeNames: [[CChar]]
-    let subtreeRules: [TreeRequirements.Rule]
-    let rootFileNames: [[CChar]]
-    let rootFileOps: [[AccessOperation]]
+    /// Which operations each entry needs (shared with the fixer). The walk context holds the subtree (1…, 0 = the
+    /// default rule) in its low bits; bit 0x80 marks "below a denied directory".
+    let rules: RequirementRules
     /// The last decoded ACL, reused while the attribute bytes repeat (they usually do: inherited default ACLs).
     var lastACLBytes: [UInt8] = []
     var lastACL: FileACL?
@@ -389,12 +387,7 @@ struct TreeAuditor: TreeVisitor {
         self.requirements = requirements
         self.options = options
         audit = TreeAudit(root: root, identity: identity, requirements: requirements)
-        let sortedSubtrees = requirements.subtrees.sorted { $0.key < $1.key }
-        subtreeNames = sortedSubtrees.map { Array($0.key.utf8CString) }
-        subtreeRules = sortedSubtrees.map(\.value)
-        let sortedFiles = requirements.rootFiles.sorted { $0.key < $1.key }
-        rootFileNames = sortedFiles.map { Array($0.key.utf8CString) }
-        rootFileOps = sortedFiles.map(\.value)
+        rules = RequirementRules(requirements)
     }
 
     mutating func skipped(path: String, reason: TreeSkipReason) {
@@ -402,13 +395,6 @@ struct TreeAuditor: TreeVisitor {
         case .otherFilesystem: audit.otherFilesystems.add(path)
         default: audit.unscannable.add("\(path): \(reason)")
         }
-    }
-
-    private func index(of name: UnsafePointer<CChar>, in names: [[CChar]]) -> Int? {
-        for (i, candidate) in names.enumerated() where candidate.withUnsafeBufferPointer({ strcmp($0.baseAddress!, name) == 0 }) {
-            return i
-        }
-        return nil
     }
 
     private mutating func decodeACL(_ raw: UnsafeRawBufferPointer) -> FileACL? {
@@ -436,32 +422,11 @@ struct TreeAuditor: TreeVisitor {
             audit.others += 1
             if below { audit.belowDeniedDirectories += 1 }
             return .skipChildren
-        case .directory:
-            audit.directories += 1
-            if entry.depth == 0 {
-                ops = requirements.root
-            } else {
-                if entry.depth == 1, let i = index(of: entry.name, in: subtreeNames) { context = UInt8(i + 1) }
-                let rule = context & 0x7F == 0 ? requirements.rule : subtreeRules[Int(context & 0x7F) - 1]
-                ops = rule.directory
-            }
-        case .file:
-            audit.files += 1
-            if entry.depth == 1, let i = index(of: entry.name, in: rootFileNames) {
-                ops = rootFileOps[i]
-            } else if entry.depth == 1, let i = index(of: entry.name, in: subtreeNames) {
-                ops = subtreeRules[i].file
-            } else {
-                let subtree = Int(context & 0x7F)
-                if subtree == 0 {
-                    ops = requirements.rule.file
-                } else if entry.depth == 2, !subtreeRules[subtree - 1].namedFiles.isEmpty,
-                          let named = subtreeRules[subtree - 1].namedFiles[String(cString: entry.name)] {
-                    ops = named
-                } else {
-                    ops = subtreeRules[subtree - 1].file
-                }
-            }
+        case .directory, .file:
+            if entry.kind == .directory { audit.directories += 1 } else { audit.files += 1 }
+            let selection = rules.select(kind: entry.kind, depth: entry.depth, name: entry.name, context: context & 0x7F)
+            ops = selection.ops
+            context = selection.childContext | (context & TreeAuditor.belowDenied)
         }
         if below { audit.belowDeniedDirectories += 1 }
 

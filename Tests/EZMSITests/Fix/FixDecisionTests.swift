@@ -129,9 +129,9 @@ import Testing
     }
 
     @Test func rulesSelectLikeTheAudit() {
-        let upload = FixRules(TreeRequirements.forNeed(.readTreeWriteRoot)!)
+        let upload = RequirementRules(TreeRequirements.forNeed(.readTreeWriteRoot)!)
         #expect(upload.walkerReadsFileACLs)
-        func sel(_ kind: TreeEntryKind, _ depth: Int, _ name: String, _ ctx: UInt8) -> FixRules.Selection {
+        func sel(_ kind: TreeEntryKind, _ depth: Int, _ name: String, _ ctx: UInt8) -> RequirementRules.Selection {
             name.withCString { upload.select(kind: kind, depth: depth, name: $0, context: ctx) }
         }
         #expect(sel(.directory, 0, "/x", 0).ops == [.listDirectory, .createInDirectory])
@@ -142,7 +142,7 @@ import Testing
         #expect(sel(.file, 2, "x.csv", 1).ops == [.readFile])
         #expect(sel(.directory, 2, "LOGS", 0).ops == [.listDirectory])
         #expect(sel(.file, 1, "LOGS", 0).ops == [.readFile])
-        let download = FixRules(TreeRequirements.forNeed(.writeTree)!)
+        let download = RequirementRules(TreeRequirements.forNeed(.writeTree)!)
         #expect(!download.walkerReadsFileACLs)
         #expect("DataFileDownloadDirectory.log".withCString { download.select(kind: .file, depth: 1, name: $0, context: 0) }.ops == [.writeFile])
         #expect("x".withCString { download.select(kind: .file, depth: 3, name: $0, context: 0) }.ops.isEmpty)
