@@ -101,9 +101,9 @@ public struct CommandProgram: Probe {
         if let custom = parsed.options["logger_file_path"], program.name == "DataFileUploadDirectory" {
             findings.append(.info("logger-file-path", "--logger_file_path \(custom) also moves the registry and changes the watched root to its parent"))
         }
-        var entrypointNote = "runs as given"
+        var entrypointNote = "started with --entrypoint \(program.name)"
         if case .present(let image) = facts.image.get(), image.entrypoint.first.map({ $0.hasSuffix("bash") || $0.hasSuffix("sh") }) == true {
-            entrypointNote = "passed to the image's \(image.entrypoint.joined(separator: " ")) entrypoint as -c \"…\""
+            entrypointNote = "started with --entrypoint \(program.name), not through the image's \(image.entrypoint.joined(separator: " ")) entrypoint (which would read the launcher as a shell script)"
         }
         let problems = findings.filter { $0.severity != .info }.count
         return ProbeOutcome(problems == 0 ? "\(program.name) with valid arguments; \(entrypointNote)" : "\(problems) problem\(problems == 1 ? "" : "s") in the command",
