@@ -176,11 +176,8 @@ struct FixVisitor: TreeVisitor {
     let ctx: FixContext
     var stats = FixStats()
     let batch = FixBatch()
-    /// Reused while the attribute bytes repeat (inherited ACLs usually do).
-    private var lastACLBytes: [UInt8] = []
-    private var lastACL: FileACL?
-    private var lastDefaultBytes: [UInt8] = []
-    private var lastDefault: FileACL?
+    private var accessCache = ACLDecodeCache()
+    private var defaultCache = ACLDecodeCache()
 
     init(ctx: FixContext) { self.ctx = ctx }
 
@@ -192,24 +189,7 @@ struct FixVisitor: TreeVisitor {
     }
 
     private mutating func decode(_ raw: UnsafeRawBufferPointer, isDefault: Bool) -> FileACL? {
-        if isDefault {
-            if let lastDefault, raw.count == lastDefaultBytes.count,
-               lastDefaultBytes.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }) {
-                return lastDefault
-            }
-            let acl = try? FileACL(xattr: raw)
-            lastDefaultBytes = Array(raw)
-            lastDefault = acl
-            return acl
-        }
-        if let lastACL, raw.count == lastACLBytes.count,
-           lastACLBytes.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }) {
-            return lastACL
-        }
-        let acl = try? FileACL(xattr: raw)
-        lastACLBytes = Array(raw)
-        lastACL = acl
-        return acl
+        isDefault ? defaultCache.decode(raw) : accessCache.decode(raw)
     }
 
     /// Reads an attribute of the entry (not following symlinks): the root through the fixer's descriptor.
@@ -222,13 +202,7 @@ struct FixVisitor: TreeVisitor {
         } else {
             bytes = Xattr.read { Xattr.lget(entry.path, name, $0, $1) }
         }
-        guard let bytes else {
-            let e = errno
-            if e == ENODATA { return .absent }
-            if e == EOPNOTSUPP || e == ENOTSUP { return .unsupported }
-            return .failed(e)
-        }
-        return bytes.count <= 4 ? .absent : .value(bytes)
+        return XattrRead(bytes, errno: errno)
     }
 
     mutating func visit(_ entry: TreeEntry) -> TreeVisitAction {

@@ -184,13 +184,7 @@ struct EntryHandle {
         } else {
             bytes = Xattr.read { Xattr.fget(fd, attr, $0, $1) }
         }
-        guard let bytes else {
-            let e = errno
-            if e == ENODATA { return .absent }
-            if e == EOPNOTSUPP || e == ENOTSUP { return .unsupported }
-            return .failed(e)
-        }
-        return bytes.count <= 4 ? .absent : .value(bytes)
+        return XattrRead(bytes, errno: errno)
     }
 
     func chmod(_ mode: UInt32) -> Int32 {
@@ -226,5 +220,15 @@ enum XattrRead: Equatable {
     var bytes: [UInt8]? {
         if case .value(let b) = self { return b }
         return nil
+    }
+
+    /// What a read returned: `.absent` for ENODATA or an empty value (4 bytes: the header alone), `.unsupported`
+    /// where the filesystem has no ACLs, `.failed(errno)` otherwise. Pass `errno` right after the call.
+    init(_ bytes: [UInt8]?, errno e: Int32) {
+        guard let bytes else {
+            if e == ENODATA { self = .absent } else if e == EOPNOTSUPP || e == ENOTSUP { self = .unsupported } else { self = .failed(e) }
+            return
+        }
+        self = bytes.count <= 4 ? .absent : .value(bytes)
     }
 }

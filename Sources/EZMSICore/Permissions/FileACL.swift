@@ -520,3 +520,21 @@ extension FileACL {
         return String(cString: cText)
     }
 }
+
+/// Decodes raw ACL xattrs, reusing the last result while the bytes repeat (inherited ACLs usually do, so a tree walk
+/// decodes each distinct ACL about once).
+struct ACLDecodeCache {
+    private var lastBytes: [UInt8] = []
+    private var last: FileACL?
+
+    mutating func decode(_ raw: UnsafeRawBufferPointer) -> FileACL? {
+        if let last, raw.count == lastBytes.count,
+           lastBytes.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }) {
+            return last
+        }
+        let acl = try? FileACL(xattr: raw)
+        lastBytes = Array(raw)
+        last = acl
+        return acl
+    }
+}

@@ -375,9 +375,7 @@ struct TreeAuditor: TreeVisitor {
     /// Which operations each entry needs (shared with the fixer). The walk context holds the subtree (1…, 0 = the
     /// default rule) in its low bits; bit 0x80 marks "below a denied directory".
     let rules: RequirementRules
-    /// The last decoded ACL, reused while the attribute bytes repeat (they usually do: inherited default ACLs).
-    var lastACLBytes: [UInt8] = []
-    var lastACL: FileACL?
+    var aclCache = ACLDecodeCache()
     var linkBuffer = [CChar](repeating: 0, count: 4097)
 
     static let belowDenied: UInt8 = 0x80
@@ -395,17 +393,6 @@ struct TreeAuditor: TreeVisitor {
         case .otherFilesystem: audit.otherFilesystems.add(path)
         default: audit.unscannable.add("\(path): \(reason)")
         }
-    }
-
-    private mutating func decodeACL(_ raw: UnsafeRawBufferPointer) -> FileACL? {
-        if let lastACL, raw.count == lastACLBytes.count,
-           lastACLBytes.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }) {
-            return lastACL
-        }
-        let acl = try? FileACL(xattr: raw)
-        lastACLBytes = Array(raw)
-        lastACL = acl
-        return acl
     }
 
     mutating func visit(_ entry: TreeEntry) -> TreeVisitAction {
@@ -433,7 +420,7 @@ struct TreeAuditor: TreeVisitor {
         var acl: FileACL?
         if let raw = entry.rawAccessACL {
             audit.entriesWithACL += 1
-            acl = decodeACL(raw)
+            acl = aclCache.decode(raw)
         }
         let inode = InodeSecurity(uid: entry.stat.st_uid, gid: entry.stat.st_gid, mode: entry.stat.st_mode, acl: acl)
         if acl != nil && inode.mode & 0o070 == 0 { audit.aclsIgnored += 1 }
