@@ -16,11 +16,14 @@ struct Ezmsi: ParsableCommand {
         commandName: "ezmsi",
         abstract: "Get OpenMSIStream programs running in Docker right the first time.",
         discussion: """
-            Start with `ezmsi doctor` in a deployment folder (openmsi.env, config.config, tracker.json), then run \
-            what `ezmsi command` prints. `ezmsi init DIR --program NAME` creates a deployment folder.
+            Start with `ezmsi doctor` in a deployment folder (openmsi.env, config.config, tracker.json), then \
+            `ezmsi run` (or run what `ezmsi command` prints) and `ezmsi status`. `ezmsi generate` writes a custom \
+            image, a systemd unit, a compose file or a Windows script for the same deployment. \
+            `ezmsi init DIR --program NAME` creates a deployment folder.
             """,
         version: EZMSI.version,
-        subcommands: [Doctor.self, Checks.self, Command.self, Fix.self, Undo.self, Init.self])
+        subcommands: [Doctor.self, Checks.self, Command.self, Run.self, Status.self, Generate.self, Fix.self, Undo.self,
+                      Init.self])
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -45,6 +48,12 @@ struct DeploymentOptions: ParsableArguments {
     var mounts: [String] = []
     @Option(help: "Container name (default: ezmsi-<deployment folder name>).")
     var name: String?
+    @Option(help: "Docker network, e.g. host for a broker on this machine (tracker.json: network).")
+    var network: String?
+    @Option(help: "Restart policy of the daemon form: no, always, unless-stopped (default), on-failure[:N].")
+    var restart: String?
+    @Option(name: .customLong("tz"), help: "TZ inside the container, e.g. Europe/Berlin (tracker.json: tz).")
+    var timezone: String?
     @Argument(parsing: .postTerminator, help: "The OpenMSIStream command, after --.")
     var command: [String] = []
 
@@ -58,6 +67,9 @@ struct DeploymentOptions: ParsableArguments {
         flags.user = user
         flags.mounts = mounts
         flags.name = name
+        flags.network = network
+        flags.restart = restart
+        flags.timezone = timezone
         flags.command = command
         return try DeploymentResolver.resolve(flags, cwd: FileManager.default.currentDirectoryPath)
     }

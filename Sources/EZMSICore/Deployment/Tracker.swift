@@ -9,7 +9,7 @@ public struct Tracker: Sendable {
                                       "machine_metadata", "code_metadata"]
     /// ezmsi's fields.
     public static let ezmsiFields = ["openmsistream_command", "image", "user", "env_file", "config", "mounts",
-                                     "container_name"]
+                                     "container_name", "network", "restart", "tz", "deployment"]
 
     public var targetFolder: String?
     public var command: [String]?
@@ -19,6 +19,13 @@ public struct Tracker: Sendable {
     public var config: String?
     public var mounts: [String]
     public var containerName: String?
+    public var network: String?
+    public var restart: String?
+    public var timezone: String?
+    /// What `ezmsi run` last started (the `deployment` object).
+    public var record: DeploymentRecord?
+    /// The recipe's nine fields as found (absent fields are nil).
+    public var recipe: [String: String] = [:]
 
     /// Returns nil when the file does not exist; throws `InputError` (file, line, fix) when it is malformed.
     public static func load(_ path: String) throws -> Tracker? {
@@ -75,9 +82,24 @@ public struct Tracker: Sendable {
             }
             mounts = list
         }
+        var record: DeploymentRecord?
+        if let raw = json["deployment"], !(raw is NSNull) {
+            guard let object = raw as? [String: Any],
+                  let data = try? JSONSerialization.data(withJSONObject: object),
+                  let decoded = try? JSONDecoder().decode(DeploymentRecord.self, from: data) else {
+                throw InputError(file: path, line: JSONLocator.line(of: "\"deployment\"", in: bytes),
+                                 message: "\"deployment\" is not a deployment record written by `ezmsi run`",
+                                 fix: "remove the \"deployment\" object; `ezmsi run` writes it again")
+            }
+            record = decoded
+        }
+        var recipe: [String: String] = [:]
+        for field in recipeFields { if let value = try string(field) { recipe[field] = value } }
         return Tracker(targetFolder: try string("service_local_target_folder"), command: command,
                        image: try string("image"), user: try string("user"), envFile: try string("env_file"),
-                       config: try string("config"), mounts: mounts, containerName: try string("container_name"))
+                       config: try string("config"), mounts: mounts, containerName: try string("container_name"),
+                       network: try string("network"), restart: try string("restart"), timezone: try string("tz"),
+                       record: record, recipe: recipe)
     }
 }
 

@@ -21,15 +21,44 @@ public struct DockerRunCommand: Codable, Sendable {
     /// - `--mount type=bind`: unlike `-v`, it fails when the host path is missing instead of creating a root-owned
     ///   directory (or a directory where a config file should be). Where SELinux relabelling is needed, `-v …:z`
     ///   is the only syntax that can ask for it.
-    public static func build(_ deployment: Deployment, mode: RunMode, selinux: Bool) -> DockerRunCommand {
-        var argv = ["docker", "run"]
+    public static func build(_ deployment: Deployment, mode: RunMode, selinux: Bool, tty: Bool = true,
+                             customImage: String? = nil) -> DockerRunCommand {
+        let launch: Launch
         switch mode {
-        case .daemon: argv += ["-d", "--restart", "unless-stopped", "--name", deployment.containerName]
-        case .foreground: argv += ["--rm", "-it", "--name", deployment.containerName]
-        case .shell: argv += ["--rm", "-it", "--name", deployment.containerName + "-shell"]
+        case .daemon: launch = .detached
+        case .foreground, .shell: launch = .attached(stdin: true, tty: tty)
         }
-        if let program = deployment.program, program.interactive, mode == .daemon { argv.insert("-it", at: 2) }
+        return DockerRunCommand(mode: mode, argv: argv(deployment, mode: mode, launch: launch, selinux: selinux,
+                                                       customImage: customImage))
+    }
+
+    /// For a supervisor that restarts the container itself (systemd): attached, removed on exit, no restart policy,
+    /// no terminal, stdin not forwarded.
+    public static func supervised(_ deployment: Deployment, selinux: Bool, customImage: String? = nil) -> DockerRunCommand {
+        DockerRunCommand(mode: .foreground, argv: argv(deployment, mode: .foreground, launch: .attached(stdin: false, tty: false),
+                                                      selinux: selinux, customImage: customImage))
+    }
+
+    enum Launch {
+        case detached
+        case attached(stdin: Bool, tty: Bool)
+    }
+
+    static func argv(_ deployment: Deployment, mode: RunMode, launch: Launch, selinux: Bool, customImage: String?) -> [String] {
+        var argv = ["docker", "run"]
+        let name = mode == .shell ? deployment.containerName + "-shell" : deployment.containerName
+        switch launch {
+        case .detached:
+            argv += ["-d", "--restart", deployment.site.restart, "--name", name]
+            if let program = deployment.program, program.interactive { argv.insert("-it", at: 2) }
+        case .attached(let stdin, let tty):
+            argv += ["--rm"]
+            if stdin { argv += [tty ? "-it" : "-i"] }
+            argv += ["--name", name]
+        }
+        if let network = deployment.site.network { argv += ["--network", network] }
         argv += ["--env-file", deployment.envFile]
+        if let tz = deployment.site.timezone { argv += ["-e", "TZ=\(tz)"] }
         if let user = deployment.user {
             argv += ["--user", user]
             if !["openmsi", "1000", "1000:1000", "openmsi:openmsi"].contains(user) {
@@ -37,24 +66,28 @@ public struct DockerRunCommand: Codable, Sendable {
                 argv += ["-e", "HOME=\(ProgramTable.imageHome)"]
             }
         }
-        for mount in deployment.mounts {
+        // A custom image carries the config itself (`ezmsi generate custom-image`).
+        for mount in deployment.mounts where !(customImage != nil && mount.role == "config") {
             if selinux {
                 argv += ["-v", "\(mount.host):\(mount.container):\(mount.readOnly ? "ro," : "")z"]
             } else {
                 argv += ["--mount", "type=bind,src=\(mount.host),dst=\(mount.container)\(mount.readOnly ? ",readonly" : "")"]
             }
         }
+        let image = customImage ?? deployment.image
         switch mode {
         case .shell:
-            argv += ["--entrypoint", "bash", deployment.image]
+            argv += ["--entrypoint", "bash", image]
         case .daemon, .foreground:
-            if let program = deployment.command.first {
-                argv += ["--entrypoint", program, deployment.image]
+            if customImage != nil {
+                argv += [image]          // its ENTRYPOINT is the startup script, which execs the program
+            } else if let program = deployment.command.first {
+                argv += ["--entrypoint", program, image]
                 argv += deployment.command.dropFirst()
             } else {
-                argv += [deployment.image]
+                argv += [image]
             }
         }
-        return DockerRunCommand(mode: mode, argv: argv)
+        return argv
     }
 }
