@@ -239,7 +239,9 @@ shift
 printf 'FAKE-OPENMSISTREAM %s' "$prog"
 for a in "$@"; do printf ' %s' "$a"; done
 printf '\n'
-# Tests keep a container running by setting EZMSI_FAKE_SLEEP (seconds) in its env-file.
+# Tests see stdin reach the program with EZMSI_FAKE_READ_STDIN, and keep a container running by setting
+# EZMSI_FAKE_SLEEP (seconds), in its env-file.
+if [ -n "${EZMSI_FAKE_READ_STDIN:-}" ]; then IFS= read -r line || line="<eof>"; echo "FAKE-STDIN $line"; fi
 if [ -n "${EZMSI_FAKE_SLEEP:-}" ]; then exec sleep "$EZMSI_FAKE_SLEEP"; fi
 exit 0
 EOF

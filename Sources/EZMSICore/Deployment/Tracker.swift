@@ -27,6 +27,25 @@ public struct Tracker: Sendable {
     /// The recipe's nine fields as found (absent fields are nil).
     public var recipe: [String: String] = [:]
 
+    public init(targetFolder: String? = nil, command: [String]? = nil, image: String? = nil, user: String? = nil,
+                envFile: String? = nil, config: String? = nil, mounts: [String] = [], containerName: String? = nil,
+                network: String? = nil, restart: String? = nil, timezone: String? = nil, record: DeploymentRecord? = nil,
+                recipe: [String: String] = [:]) {
+        self.targetFolder = targetFolder
+        self.command = command
+        self.image = image
+        self.user = user
+        self.envFile = envFile
+        self.config = config
+        self.mounts = mounts
+        self.containerName = containerName
+        self.network = network
+        self.restart = restart
+        self.timezone = timezone
+        self.record = record
+        self.recipe = recipe
+    }
+
     /// Returns nil when the file does not exist; throws `InputError` (file, line, fix) when it is malformed.
     public static func load(_ path: String) throws -> Tracker? {
         let bytes: [UInt8]

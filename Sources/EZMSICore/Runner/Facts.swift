@@ -41,6 +41,8 @@ public final class Facts: @unchecked Sendable {
     public let envFile: Lazy<Result<EnvFileFact, FileProblem>>
     public let config: Lazy<Result<ConfigFileFact, FileProblem>>
     public let command: Lazy<ParsedCommand>
+    /// tracker.json, already validated by the resolver (nil: there is none).
+    public let tracker: Lazy<Tracker?>
     /// The container's uid/gid/groups, resolved from the image's own /etc/passwd and mapped to host ids.
     public let identity: Lazy<Result<IdentityFact, IdentityUnavailable>>
     /// The program's folder, audited for that identity.
@@ -78,6 +80,7 @@ public final class Facts: @unchecked Sendable {
                                uid: $0.uid, gid: $0.gid)
             }
         }
+        tracker = Lazy { deployment.trackerPath.flatMap { (try? Tracker.load($0)) ?? nil } }
         let command = Lazy { ProgramArgumentParser.parse(deployment.command) }
         self.command = command
         let image = self.image

@@ -18,7 +18,7 @@ public struct ContainerState: Codable, Equatable, Sendable {
 
 /// The few things `run` and `status` ask the docker CLI. The CLI, not the Engine API, because it is what the user's
 /// own commands use: the same endpoint, context, TLS settings and credentials.
-public struct DockerCLI: Sendable {
+public struct DockerCLIClient: Sendable {
     public var path: String
     public var environment: [String: String]
     public var timeout: Double
