@@ -9,6 +9,7 @@ public enum Catalogue {
         DockerImage(),
         EnvFileProbe(),
         EnvCredentials(),
+        EnvComposeSemantics(),
         ConfigSyntax(),
         ConfigKeys(),
         CommandProgram(),
@@ -16,6 +17,8 @@ public enum Catalogue {
         FolderAccess(),
         FolderTree(),
         MountsReadable(),
+        CustomImageLint(),
         FolderProve(),
+        TrackerRecord(),
     ]
 }

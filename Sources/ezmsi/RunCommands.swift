@@ -29,12 +29,12 @@ struct GatedDeployment {
         return GatedDeployment(deployment: resolved, facts: facts, out: out, selinux: selinux)
     }
 
-    func dockerCLI() throws -> DockerCLI {
+    func dockerCLI() throws -> DockerCLIClient {
         guard let path = facts.dockerCLI.get().path else {
             out.stderr("ezmsi: the docker CLI is not on PATH\n")
             throw ExitCode(Exit.failed)
         }
-        return DockerCLI(path: path, environment: facts.environment)
+        return DockerCLIClient(path: path, environment: facts.environment)
     }
 
     var engineVersion: String? {
@@ -164,7 +164,7 @@ struct Status: ParsableCommand {
             out.stderr("ezmsi: the docker CLI is not on PATH\n")
             throw ExitCode(Exit.failed)
         }
-        let docker = DockerCLI(path: path, environment: facts.environment)
+        let docker = DockerCLIClient(path: path, environment: facts.environment)
         let status: DeploymentStatus
         do {
             let container = try record.containerID.flatMap { try docker.container($0) } ?? docker.container(record.containerName)
