@@ -8,6 +8,8 @@ public struct ProcessOutput: Sendable {
 }
 
 public enum Subprocess {
+    private static let launchLock = NSLock()
+
     /// Runs `executable` with `arguments`, waiting at most `timeout` seconds.
     /// Uses a termination handler and a semaphore: `waitUntilExit()` in corelibs-foundation polls the run loop in
     /// 50 ms slices, which would dominate the doctor's run time.
@@ -30,7 +32,9 @@ public enum Subprocess {
         process.standardInput = FileHandle.nullDevice
         let exited = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in exited.signal() }
-        try process.run()
+        // Launches are serialised: concurrent Process.run() calls from many threads have crashed corelibs-foundation
+        // (seen once, SIGSEGV inside run()); the children still run in parallel.
+        try launchLock.withLock { try process.run() }
         // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
         let group = DispatchGroup()
         let outData = Box(Data()), errData = Box(Data())
