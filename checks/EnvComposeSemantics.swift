@@ -34,8 +34,8 @@ public struct EnvComposeSemantics: Probe {
         guard case .success(let fact) = facts.envFile.get() else { return .skip("the env-file could not be read") }
         let path = facts.deployment.envFile
         let docker = fact.file
-        // Docker accepted the file, so its lines are exactly what compose reads (see ComposeEnvFileParser.source).
-        let compose = ComposeEnvFileParser.parse(bytes: ComposeEnvFileParser.source(from: docker), path: path,
+        // The same bytes docker read, through compose's rules.
+        let compose = ComposeEnvFileParser.parse(bytes: fact.bytes, path: path,
                                                  environment: facts.environment)
         if let error = compose.error {
             return ProbeOutcome("compose cannot read the env-file", findings: [.warn(

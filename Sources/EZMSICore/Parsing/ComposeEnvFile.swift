@@ -135,21 +135,6 @@ public enum ComposeEnvFileParser {
         return ComposeEnvFile(path: path, entries: entries, skipped: skipped, error: nil)
     }
 
-    /// The text compose reads for an env-file that docker accepted, rebuilt from docker's parse (`KEY=value` or `KEY`
-    /// on each line docker kept, empty lines elsewhere). It gives the same result as the original bytes except
-    /// inside a quoted value that spans lines (comment lines and indentation within it are lost).
-    public static func source(from file: EnvFile) -> [UInt8] {
-        var lines: [String] = []
-        for entry in file.entries {
-            while lines.count < entry.line - 1 { lines.append("") }
-            lines.append(entry.value.map { entry.key + "=" + $0 } ?? entry.key)
-        }
-        var text = lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n")
-        // Docker removed one BOM from line 1 and so does compose: a second one (now leading) must stay a character.
-        if text.unicodeScalars.first == "\u{FEFF}" { text = "\u{FEFF}" + text }
-        return Array(text.utf8)
-    }
-
     // MARK: - Decoding: open(path, encoding='utf-8-sig').read() with universal newlines
 
     static func decode(_ bytes: [UInt8]) -> Result<[Unicode.Scalar], ComposeEnvFileError> {

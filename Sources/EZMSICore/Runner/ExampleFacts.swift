@@ -79,7 +79,7 @@ public enum ExampleFacts {
         if let folderFact { facts.folder.set(folderFact) }
         if let env {
             facts.envFile.set(.success(EnvFileFact(file: EnvFileParser.parse(bytes: Array(env.utf8), path: deployment.envFile),
-                                                   mode: envMode)))
+                                                   mode: envMode, bytes: Array(env.utf8))))
         } else {
             facts.envFile.set(.failure(.missing(deployment.envFile)))
         }

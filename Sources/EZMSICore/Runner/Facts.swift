@@ -4,10 +4,13 @@ import Foundation
 public struct EnvFileFact: Sendable {
     public var file: EnvFile
     public var mode: UInt32
+    /// The bytes as read, for readers with other rules (Compose's dotenv).
+    public var bytes: [UInt8]
 
-    public init(file: EnvFile, mode: UInt32) {
+    public init(file: EnvFile, mode: UInt32, bytes: [UInt8]) {
         self.file = file
         self.mode = mode
+        self.bytes = bytes
     }
 }
 
@@ -71,7 +74,7 @@ public final class Facts: @unchecked Sendable {
                                             timeout: timeout) }
         envFile = Lazy {
             FileReading.read(deployment.envFile).map {
-                EnvFileFact(file: EnvFileParser.parse(bytes: $0.bytes, path: deployment.envFile), mode: $0.mode)
+                EnvFileFact(file: EnvFileParser.parse(bytes: $0.bytes, path: deployment.envFile), mode: $0.mode, bytes: $0.bytes)
             }
         }
         config = Lazy {
