@@ -1,16 +1,19 @@
 /// The outcome of one probe. The raw values are part of the public JSON contract.
 public enum Status: String, Codable, CaseIterable, Comparable, Sendable {
     case pass, warn, fail, skip, blocked, error
+    /// Every warn/fail finding is covered by an unexpired acknowledgement (see Acknowledgements.swift).
+    case acknowledged
 
     /// Severity order used to pick a probe's status from its findings and the report's overall status.
     var rank: Int {
         switch self {
         case .skip: return 0
         case .pass: return 1
-        case .warn: return 2
-        case .fail: return 3
-        case .blocked: return 4
-        case .error: return 5
+        case .acknowledged: return 2
+        case .warn: return 3
+        case .fail: return 4
+        case .blocked: return 5
+        case .error: return 6
         }
     }
 
@@ -21,7 +24,7 @@ public enum Status: String, Codable, CaseIterable, Comparable, Sendable {
         switch self {
         case .fail, .blocked, .error: return true
         case .warn: return strict
-        case .pass, .skip: return false
+        case .pass, .skip, .acknowledged: return false
         }
     }
 }

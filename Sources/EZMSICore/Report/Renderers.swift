@@ -18,6 +18,7 @@ struct Style {
     func mark(_ status: Status) -> String {
         switch status {
         case .pass: return paint("✓", "32")
+        case .acknowledged: return paint("✓", "36")
         case .warn: return paint("!", "33")
         case .fail: return paint("✗", "31")
         case .error: return paint("✗", "35")

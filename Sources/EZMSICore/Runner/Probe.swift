@@ -12,7 +12,14 @@ public protocol Probe: Sendable {
     /// Inputs that trigger and do not trigger the probe.
     var examples: [ProbeExample] { get }
 
+    /// Talks to something beyond this machine (a broker): `skip` under `--offline`.
+    var needsNetwork: Bool { get }
+
     func check(_ facts: Facts) throws -> ProbeOutcome
+}
+
+extension Probe {
+    public var needsNetwork: Bool { false }
 }
 
 /// A described input and the status the probe must give it.

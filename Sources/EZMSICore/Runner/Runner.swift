@@ -4,11 +4,18 @@ public struct RunOptions: Sendable {
     public var timeout: Double = 10
     public var only: [String] = []
     public var skip: [String] = []
+    /// Probes that need the network are `skip` with the reason.
+    public var offline = false
+    /// Seconds for the whole run: then every unfinished probe is `error` and the report is complete anyway.
+    public var deadline: Double?
 
-    public init(timeout: Double = 10, only: [String] = [], skip: [String] = []) {
+    public init(timeout: Double = 10, only: [String] = [], skip: [String] = [], offline: Bool = false,
+                deadline: Double? = nil) {
         self.timeout = timeout
         self.only = only
         self.skip = skip
+        self.offline = offline
+        self.deadline = deadline
     }
 }
 
@@ -55,11 +62,28 @@ public enum Runner {
         let (selected, skipped) = try select(probes, options: options)
         var slots: [String: ResultSlot] = [:]
         for probe in selected { slots[probe.id] = ResultSlot() }
+        let runStart = DispatchTime.now()
+        if let deadline = options.deadline {
+            let slots = slots
+            DispatchQueue.global().asyncAfter(deadline: runStart + deadline) {
+                for probe in selected {
+                    slots[probe.id]!.fill(CheckResult(
+                        id: probe.id, title: probe.title, status: .error,
+                        message: "unfinished when the run's --deadline of \(Self.format(deadline)) s passed",
+                        durationMs: elapsedMs(since: runStart)))
+                }
+            }
+        }
         for probe in selected {
             let slot = slots[probe.id]!
             if skipped.contains(probe.id) {
                 slot.fill(CheckResult(id: probe.id, title: probe.title, status: .skip, message: "skipped (--skip)",
                                       durationMs: 0))
+                continue
+            }
+            if options.offline && probe.needsNetwork {
+                slot.fill(CheckResult(id: probe.id, title: probe.title, status: .skip,
+                                      message: "skipped (--offline): needs the network", durationMs: 0))
                 continue
             }
             let dependencies = probe.dependsOn.compactMap { id in slots[id].map { (id, $0) } }
