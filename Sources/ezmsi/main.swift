@@ -22,8 +22,8 @@ struct Ezmsi: ParsableCommand {
             `ezmsi init DIR --program NAME` creates a deployment folder.
             """,
         version: EZMSI.version,
-        subcommands: [Doctor.self, Checks.self, Command.self, Run.self, Status.self, Generate.self, Fix.self, Undo.self,
-                      Init.self])
+        subcommands: [Doctor.self, Checks.self, Command.self, Run.self, Status.self, Generate.self, SupportReport.self,
+                      Fix.self, Undo.self, Init.self])
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -82,14 +82,23 @@ struct ProbeSelection: ParsableArguments {
     var skip: [String] = []
     @Option(help: "Seconds each probe may take.")
     var timeout: Double = 10
+    @Option(help: "Seconds the whole run may take; unfinished probes are then reported as error.")
+    var deadline: Double?
+    @Flag(help: "Skip the probes that need the network (the broker), saying so.")
+    var offline = false
+    @Option(name: .customLong("slow-after"), help: "Add a notice to probes slower than this many seconds.")
+    var slowAfter: Double = 5
 
     func validate() throws {
         guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
+        if let deadline { guard deadline > 0, deadline <= 86_400 else { throw ValidationError("--deadline must be between 0 and 86400 seconds") } }
+        guard slowAfter > 0 else { throw ValidationError("--slow-after must be positive") }
     }
 
     var options: RunOptions {
         func split(_ list: [String]) -> [String] { list.flatMap { $0.split(separator: ",").map(String.init) } }
-        return RunOptions(timeout: timeout, only: split(only), skip: split(skip))
+        return RunOptions(timeout: timeout, only: split(only), skip: split(skip), offline: offline, deadline: deadline,
+                          slowAfter: slowAfter)
     }
 }
 
@@ -101,15 +110,37 @@ struct Output {
     func stderr(_ text: String) { FileHandle.standardError.write(Data(scrubber.scrub(text).utf8)) }
 }
 
-/// Runs the doctor and returns the report with the facts it used.
-func diagnose(_ deployment: Deployment, selection: RunOptions, prove: Bool = false) throws -> (Report, Facts) {
+/// Runs the doctor and returns the report with the facts it used. The deployment folder's acknowledgements apply
+/// (an unusable acknowledgements file stops ezmsi with exit 3).
+func diagnose(_ deployment: Deployment, selection: RunOptions, prove: Bool = false, strict: Bool = false,
+              acknowledgementsFile: String? = nil) throws -> (Report, Facts) {
+    let acknowledgements = loadAcknowledgements(deployment, file: acknowledgementsFile)
     let started = Date()
     let clock = DispatchTime.now()
     let facts = Facts(deployment: deployment, environment: ProcessInfo.processInfo.environment, timeout: selection.timeout)
     facts.proveRequested = prove
-    let results = try Runner.run(Catalogue.all, facts: facts, options: selection)
+    var results = try Runner.run(Catalogue.all, facts: facts, options: selection)
+    if let acknowledgements {
+        let applied = acknowledgements.apply(to: results)
+        results = applied.checks
+        for entry in applied.unused {
+            FileHandle.standardError.write(Data("ezmsi: note: \(acknowledgements.path):\(entry.line): acknowledges \(entry.probe)\(entry.finding.map { " " + $0 } ?? ""), which found nothing to acknowledge; remove it\n".utf8))
+        }
+    }
     let ms = Double(DispatchTime.now().uptimeNanoseconds - clock.uptimeNanoseconds) / 1_000_000
-    return (Report(checks: results, deployment: deployment, startedAt: started, durationMs: ms, strict: false), facts)
+    return (Report(checks: results, deployment: deployment, startedAt: started, durationMs: ms, strict: strict), facts)
+}
+
+func loadAcknowledgements(_ deployment: Deployment, file: String?) -> Acknowledgements? {
+    let path = file.map { Paths.absolute(Paths.expandHome($0), base: FileManager.default.currentDirectoryPath) }
+        ?? deployment.directory + "/" + Acknowledgements.fileName
+    do {
+        return try Acknowledgements.load(path, knownProbes: Catalogue.all.map(\.id))
+    } catch let e as InputError {
+        inputFailure(e)
+    } catch {
+        inputFailure(InputError(file: path, line: nil, message: "\(error)", fix: "correct or remove the file"))
+    }
 }
 
 func usageFailure(_ message: String) -> Never {
@@ -136,16 +167,39 @@ struct Doctor: ParsableCommand {
     @Option(help: "human or json (JSON goes to stdout alone).") var format: OutputFormat = .human
     @Flag(help: "Treat warnings as failures.") var strict = false
     @Flag(help: "Also let a throwaway container (same image, user, mounts) try the folder for real.") var prove = false
+    @Option(help: "Acknowledgements file (default: acknowledgements.json in the deployment folder).")
+    var acknowledgements: String?
+    @Option(name: .customLong("retry-until"), help: "For boot scripts: re-run until nothing fails or this many seconds passed; exit with the final status.")
+    var retryUntil: Double?
+    @Option(name: .customLong("retry-every"), help: "Seconds between attempts with --retry-until.")
+    var retryEvery: Double = 5
+
+    func validate() throws {
+        if let retryUntil { guard retryUntil > 0, retryUntil <= 86_400 else { throw ValidationError("--retry-until must be between 0 and 86400 seconds") } }
+        guard retryEvery > 0 else { throw ValidationError("--retry-every must be positive") }
+    }
 
     func run() throws {
         let resolved: Deployment
         do { resolved = try deployment.resolve() } catch let e as InputError { inputFailure(e) }
         var (report, facts): (Report, Facts)
-        do { (report, facts) = try diagnose(resolved, selection: selection.options, prove: prove) } catch let e as UnknownProbeSelector {
-            usageFailure(e.description)
+        let giveUp = Date().addingTimeInterval(retryUntil ?? 0)
+        var attempt = 1
+        while true {
+            do {
+                (report, facts) = try diagnose(resolved, selection: selection.options, prove: prove, strict: strict,
+                                               acknowledgementsFile: acknowledgements)
+            } catch let e as UnknownProbeSelector {
+                usageFailure(e.description)
+            }
+            guard retryUntil != nil, report.summary.exitCode != 0, Date().addingTimeInterval(retryEvery) < giveUp else { break }
+            Output(scrubber: Secrets.scrubber(for: facts)).stderr(
+                "ezmsi: attempt \(attempt): failing: \(report.failingIDs.joined(separator: ", ")); retrying in \(retryEvery) s\n")
+            Thread.sleep(forTimeInterval: retryEvery)
+            attempt += 1
         }
-        if strict {
-            report = Report(checks: report.checks, deployment: resolved, startedAt: Date(), durationMs: report.durationMs, strict: true)
+        if retryUntil != nil {
+            FileHandle.standardError.write(Data("ezmsi: \(report.summary.exitCode == 0 ? "passed" : "still failing") after \(attempt) attempt\(attempt == 1 ? "" : "s")\n".utf8))
         }
         let out = Output(scrubber: Secrets.scrubber(for: facts))
         switch format {

@@ -22,6 +22,10 @@ public struct EngineInfo: Sendable, Equatable {
     public var dockerRootDir: String?
     /// From /version: "Engine 20.10.24", "containerd 1.6.20", "runc 1.1.5".
     public var components: [String] = []
+    /// From /info, for support bundles: storage driver, cgroup driver and version.
+    public var storageDriver: String?
+    public var cgroupDriver: String?
+    public var cgroupVersion: String?
 
     public var rootless: Bool { securityOptions.contains { $0.hasPrefix("name=rootless") } }
     public var usernsRemap: Bool { securityOptions.contains { $0.hasPrefix("name=userns") } }
@@ -92,6 +96,17 @@ public struct ImageInfo: Sendable, Equatable {
         self.entrypoint = entrypoint
         self.cmd = cmd
         self.env = env
+    }
+}
+
+extension EngineInfo {
+    /// Adds the /info fields only support bundles need.
+    func with(_ info: [String: Any]) -> EngineInfo {
+        var copy = self
+        copy.storageDriver = info["Driver"] as? String
+        copy.cgroupDriver = info["CgroupDriver"] as? String
+        copy.cgroupVersion = info["CgroupVersion"] as? String
+        return copy
     }
 }
 
@@ -186,7 +201,8 @@ enum DockerGatherer {
                 apiVersion: ping.headers["api-version"] ?? "?",
                 os: ping.headers["ostype"] ?? info["OSType"] as? String ?? "?",
                 securityOptions: info["SecurityOptions"] as? [String] ?? [],
-                dockerRootDir: info["DockerRootDir"] as? String, components: components))
+                dockerRootDir: info["DockerRootDir"] as? String, components: components)
+                .with(info))
         }
     }
 
@@ -210,7 +226,7 @@ enum DockerGatherer {
                 serverVersion: json["ServerVersion"] as? String ?? "?", apiVersion: "?",
                 os: json["OSType"] as? String ?? "?",
                 securityOptions: json["SecurityOptions"] as? [String] ?? [],
-                dockerRootDir: json["DockerRootDir"] as? String))
+                dockerRootDir: json["DockerRootDir"] as? String).with(json))
         } catch {
             return .unreachable(ep, reason: "\(error)", cause: .timeout, access: nil)
         }

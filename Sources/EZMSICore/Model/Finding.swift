@@ -42,6 +42,8 @@ public struct Finding: Codable, Equatable, Sendable {
     public var evidence: Evidence?
     public var location: Location?
     public var remediation: Remediation?
+    /// Set when an acknowledgements file accepts this finding (see `Acknowledgements`).
+    public var acknowledgement: AcknowledgementNote?
 
     public init(_ severity: Severity, _ code: String, _ message: String, evidence: Evidence? = nil,
                 location: Location? = nil, remediation: Remediation? = nil) {
@@ -66,6 +68,25 @@ public struct Finding: Codable, Equatable, Sendable {
     public static func info(_ code: String, _ message: String, evidence: Evidence? = nil,
                             at location: Location? = nil) -> Finding {
         Finding(.info, code, message, evidence: evidence, location: location)
+    }
+}
+
+/// Who accepted a finding, why, and until when.
+public struct AcknowledgementNote: Codable, Equatable, Sendable {
+    public var reason: String
+    public var owner: String
+    /// `YYYY-MM-DD`; the acknowledgement holds through that day (UTC).
+    public var expires: String
+    public var expired: Bool
+    /// The acknowledgements file and the line of the entry.
+    public var source: Location
+
+    public init(reason: String, owner: String, expires: String, expired: Bool, source: Location) {
+        self.reason = reason
+        self.owner = owner
+        self.expires = expires
+        self.expired = expired
+        self.source = source
     }
 }
 

@@ -65,6 +65,11 @@ public enum HumanRenderer {
                     var line = "      \(style.mark(finding.severity)) \(finding.message)"
                     if let loc = finding.location { line += style.dim("  (\(loc))") }
                     out += line + "\n"
+                    if let ack = finding.acknowledgement {
+                        let what = ack.expired ? style.paint("acknowledgement expired", "31") + " on \(ack.expires)"
+                            : style.paint("acknowledged", "36") + " until \(ack.expires)"
+                        out += "          \(what) by \(ack.owner): \(ack.reason)" + style.dim("  (\(ack.source))") + "\n"
+                    }
                     if let e = finding.evidence {
                         if let x = e.expected { out += style.dim("          expected: \(x)") + "\n" }
                         if let a = e.actual { out += style.dim("          actual:   \(a)") + "\n" }
@@ -78,7 +83,7 @@ public enum HumanRenderer {
         }
         let c = report.summary.counts
         var parts: [String] = []
-        for (status, word) in [(Status.pass, "passed"), (.warn, "warnings"), (.fail, "failed"), (.error, "errors"),
+        for (status, word) in [(Status.pass, "passed"), (.acknowledged, "acknowledged"), (.warn, "warnings"), (.fail, "failed"), (.error, "errors"),
                                (.blocked, "blocked"), (.skip, "skipped")] where (c[status.rawValue] ?? 0) > 0 {
             parts.append("\(c[status.rawValue]!) \(word)")
         }

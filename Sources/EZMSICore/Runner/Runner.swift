@@ -8,14 +8,17 @@ public struct RunOptions: Sendable {
     public var offline = false
     /// Seconds for the whole run: then every unfinished probe is `error` and the report is complete anyway.
     public var deadline: Double?
+    /// Probes slower than this many seconds get an info finding `slow-probe`.
+    public var slowAfter: Double = 5
 
     public init(timeout: Double = 10, only: [String] = [], skip: [String] = [], offline: Bool = false,
-                deadline: Double? = nil) {
+                deadline: Double? = nil, slowAfter: Double = 5) {
         self.timeout = timeout
         self.only = only
         self.skip = skip
         self.offline = offline
         self.deadline = deadline
+        self.slowAfter = slowAfter
     }
 }
 
@@ -119,7 +122,12 @@ public enum Runner {
                 slot.fill(result)
             }
         }
-        return selected.map { slots[$0.id]!.wait() }
+        return selected.map { slots[$0.id]!.wait() }.map { result in
+            guard result.durationMs > options.slowAfter * 1000, result.status != .error else { return result }
+            var noted = result
+            noted.findings.append(.info("slow-probe", "took \(String(format: "%.1f", result.durationMs / 1000)) s (notice above \(Self.format(options.slowAfter)) s, --slow-after)"))
+            return noted
+        }
     }
 
     static func elapsedMs(since start: DispatchTime) -> Double {
