@@ -4,6 +4,7 @@ import PackageDescription
 // Dependencies are deliberately few:
 // - swift-argument-parser: the CLI (help text, subcommands, usage errors with exit code 2).
 // - libacl (system library, Debian libacl1-dev): POSIX ACLs for the folder-permission probes.
+// - OpenSSL (system library, Debian libssl-dev): the TLS handshake and SASL/SCRAM of the broker probes.
 // Everything else (Engine API over the unix socket, env-file and configparser re-implementations) is ours,
 // because each must match a reference implementation byte for byte and is tested against it.
 let package = Package(
@@ -20,8 +21,13 @@ let package = Package(
             path: "Sources/CACL",
             providers: [.apt(["libacl1-dev"]), .yum(["libacl-devel"])]
         ),
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            providers: [.apt(["libssl-dev"]), .yum(["openssl-devel"])]
+        ),
         // The runner, models, parsers, Docker client, program table, reporters and hand-off.
-        .target(name: "EZMSICore", dependencies: ["CACL"], path: "Sources/EZMSICore"),
+        .target(name: "EZMSICore", dependencies: ["CACL", "COpenSSL"], path: "Sources/EZMSICore"),
         // One probe per file. Adding a probe = adding a file here and one line in Catalogue.swift.
         .target(name: "EZMSIChecks", dependencies: ["EZMSICore"], path: "checks"),
         .executableTarget(

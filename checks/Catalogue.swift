@@ -17,6 +17,8 @@ public enum Catalogue {
         FolderAccess(),
         FolderTree(),
         MountsReadable(),
+        BrokerReachable(),
+        BrokerKafka(),
         CustomImageLint(),
         FolderProve(),
         TrackerRecord(),

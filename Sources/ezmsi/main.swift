@@ -115,6 +115,11 @@ struct Output {
 func diagnose(_ deployment: Deployment, selection: RunOptions, prove: Bool = false, strict: Bool = false,
               acknowledgementsFile: String? = nil) throws -> (Report, Facts) {
     let acknowledgements = loadAcknowledgements(deployment, file: acknowledgementsFile)
+    var selection = selection
+    // EZMSI_OFFLINE=1 is --offline for every command that runs the doctor (air-gapped CI, boot scripts).
+    if let value = ProcessInfo.processInfo.environment["EZMSI_OFFLINE"], ["1", "true", "yes"].contains(value.lowercased()) {
+        selection.offline = true
+    }
     let started = Date()
     let clock = DispatchTime.now()
     let facts = Facts(deployment: deployment, environment: ProcessInfo.processInfo.environment, timeout: selection.timeout)
@@ -164,7 +169,8 @@ struct Doctor: ParsableCommand {
 
     @OptionGroup var deployment: DeploymentOptions
     @OptionGroup var selection: ProbeSelection
-    @Option(help: "human or json (JSON goes to stdout alone).") var format: OutputFormat = .human
+    @Option(help: "human, json, junit, markdown, sarif or github (Actions annotations); all but human go to stdout alone.")
+    var format: DoctorFormat = .human  // DoctorFormat.swift
     @Flag(help: "Treat warnings as failures.") var strict = false
     @Flag(help: "Also let a throwaway container (same image, user, mounts) try the folder for real.") var prove = false
     @Option(help: "Acknowledgements file (default: acknowledgements.json in the deployment folder).")
@@ -202,11 +208,7 @@ struct Doctor: ParsableCommand {
             FileHandle.standardError.write(Data("ezmsi: \(report.summary.exitCode == 0 ? "passed" : "still failing") after \(attempt) attempt\(attempt == 1 ? "" : "s")\n".utf8))
         }
         let out = Output(scrubber: Secrets.scrubber(for: facts))
-        switch format {
-        case .json: out.stdout(JSONRenderer.render(report))
-        case .human:
-            out.stdout(HumanRenderer.render(report, color: Terminal.wantsColor(fd: 1, environment: ProcessInfo.processInfo.environment)))
-        }
+        out.stdout(format.render(report, scrubber: out.scrubber))  // scrubbed twice: DoctorFormat.swift
         throw ExitCode(report.summary.exitCode)
     }
 }

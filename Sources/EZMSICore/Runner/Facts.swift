@@ -52,6 +52,10 @@ public final class Facts: @unchecked Sendable {
     public let folder: Lazy<FolderFact>
     /// `--prove`: what a real container could do in the folder.
     public let proof: Lazy<ProofFact>
+    /// The `[broker]` bootstrap servers resolved, connected, TLS handshake done (broker.reachable).
+    public let brokerReach: Lazy<BrokerReachFact>
+    /// The Kafka dialogue with the first reachable server: ApiVersions, SASL, Metadata of the command's topics.
+    public let brokerKafka: Lazy<BrokerKafkaFact>
     /// Set before running the probes to let `folder.prove` start a container.
     public var proveRequested: Bool {
         get { proveFlag.value }
@@ -86,6 +90,11 @@ public final class Facts: @unchecked Sendable {
         tracker = Lazy { deployment.trackerPath.flatMap { (try? Tracker.load($0)) ?? nil } }
         let command = Lazy { ProgramArgumentParser.parse(deployment.command) }
         self.command = command
+        let (configFact, envFileFact) = (config, envFile)
+        let brokerReach = Lazy { BrokerGatherer.reach(BrokerSettingsResolver.resolve(
+            config: configFact.get(), envFile: envFileFact.get(), host: env, deployment: deployment), timeout: timeout) }
+        self.brokerReach = brokerReach
+        brokerKafka = Lazy { BrokerGatherer.kafka(brokerReach.get(), topics: BrokerTopics.topics(for: command.get()), timeout: timeout) }
         let image = self.image
         let identity = Lazy { FolderGatherer.identity(deployment, image: image.get(), engine: engine.get(), cli: cli.get(),
                                                       environment: env, timeout: timeout) }
