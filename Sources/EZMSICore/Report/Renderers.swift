@@ -38,7 +38,8 @@ struct Style {
 
 public enum HumanRenderer {
     static let groupTitles = ["docker": "Docker", "env": "Env-file", "config": "Config", "command": "Command",
-                              "folder": "Folder", "identity": "Identity", "mounts": "Mounts"]
+                              "folder": "Folder", "identity": "Identity", "mounts": "Mounts",
+                              "custom_image": "Custom image", "tracker": "Tracker", "broker": "Broker"]
 
     public static func render(_ report: Report, color: Bool) -> String {
         let style = Style(color: color)
