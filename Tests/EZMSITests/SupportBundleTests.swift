@@ -61,6 +61,8 @@ struct SupportBundleTests {
         stat(file, &st)
         #expect(st.st_mode & 0o077 == 0, "the bundle file is private")
 
+        // The published schema (schemas/bundle.schema.json) holds for the real bundle.
+        try FormatOracle.expectValid("bundle", [text], "ezmsi report")
         let bundle = try decodeJSON(text)
         #expect(bundle["bundleVersion"] as? Int == 1)
         #expect((bundle["tool"] as? [String: Any])?["version"] as? String == EZMSI.version)
