@@ -108,11 +108,22 @@ enum FormatText {
 }
 
 extension Secrets.Scrubber {
+    /// A string as JSONEncoder writes it inside quotes (it escapes `"`, `\\`, `/` and control characters).
+    static func jsonEscaped(_ s: String) -> String {
+        guard let data = try? JSONEncoder().encode([s]) else { return s }
+        let text = String(decoding: data, as: UTF8.self)
+        return String(text.dropFirst(2).dropLast(2))
+    }
+
     /// The report with every secret cut out of every string, before a format encodes it. The output scrub cannot do
     /// this alone: XML, Markdown, SARIF URIs and GitHub workflow commands escape characters (`&`, `_`, `:`, `,`, `%`),
     /// and an escaped secret no longer matches. (The output is scrubbed again as written.)
     public func scrub(_ report: Report) -> Report {
-        guard !secrets.isEmpty, let data = try? JSONEncoder().encode(report),
+        guard !secrets.isEmpty, let data = try? JSONEncoder().encode(report) else { return report }
+        // The walk below costs four JSON passes; it is only needed when a secret, as JSONEncoder writes it, is in the
+        // encoding at all (the usual case is that none is).
+        let encoded = String(decoding: data, as: UTF8.self)
+        guard secrets.contains(where: { encoded.contains($0) || encoded.contains(Self.jsonEscaped($0)) }),
               let tree = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return report }
         func walk(_ value: Any) -> Any {
             switch value {
