@@ -53,7 +53,7 @@ struct RealProgramTests {
         dir.write("data/scan.csv", "1,2\n")
         let name = RealProgram.containerName(dir)
         defer { _ = try? TestDocker.run(["rm", "-f", name]) }
-        let run = try ezmsi(["run", "--image", RealProgram.image, "--network", "none", "--deployment", dir.path, "--folder", data, "--",
+        let run = try ezmsi(["run", "--timeout", "60", "--image", RealProgram.image, "--network", "none", "--deployment", dir.path, "--folder", data, "--",
                              "DataFileUploadDirectory", "data", "--config", "config.config", "--topic_name", "ezmsi_test"], timeout: 180)
         #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
         // It creates LOGS/ in the data folder, as uid 1000, before it waits for the (absent) broker.
@@ -69,7 +69,7 @@ struct RealProgramTests {
         let data = RealProgram.deployment(dir, broker: "127.0.0.1:9")
         let name = RealProgram.containerName(dir)
         defer { _ = try? TestDocker.run(["rm", "-f", name]) }
-        let run = try ezmsi(["run", "--image", RealProgram.image, "--network", "none", "--deployment", dir.path, "--folder", data, "--",
+        let run = try ezmsi(["run", "--timeout", "60", "--image", RealProgram.image, "--network", "none", "--deployment", dir.path, "--folder", data, "--",
                              "DataFileDownloadDirectory", "data", "--config", "config.config", "--topic_name", "ezmsi_test",
                              "--consumer_group_id", "ezmsi_lab"], timeout: 180)
         #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
@@ -97,7 +97,7 @@ struct RealProgramTests {
         let args = ["--image", RealProgram.image, "--network", "none", "--deployment", dir.path, "--folder", data, "--",
                     "DataFileUploadDirectory", "data", "--config", "config.config", "--topic_name", "ezmsi_test"]
         let context = dir.path + "/custom_image"
-        let gen = try ezmsi(["generate", "custom-image", context] + args, timeout: 120)
+        let gen = try ezmsi(["generate", "custom-image", context, "--timeout", "60"] + args, timeout: 120)
         #expect(gen.status == 0, "\(gen.stderr)")
         let tag = "ezmsi/real-custom-\(UUID().uuidString.prefix(8).lowercased()):latest"
         let build = try TestDocker.run(["build", "-q", "-t", tag, context], timeout: 600)
@@ -105,7 +105,7 @@ struct RealProgramTests {
         defer { _ = try? TestDocker.run(["rmi", "-f", tag]) }
         let name = RealProgram.containerName(dir)
         defer { _ = try? TestDocker.run(["rm", "-f", name]) }
-        let run = try ezmsi(["run", "--custom-image", tag] + args, timeout: 180)
+        let run = try ezmsi(["run", "--timeout", "60", "--custom-image", tag] + args, timeout: 180)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(RealProgram.waitFor(data + "/LOGS", seconds: 90) == 1000)
         // The program, not a shell, is PID 1.
@@ -128,7 +128,7 @@ struct RealProgramTests {
         let downData = RealProgram.deployment(down, broker: broker.address)
         let downName = RealProgram.containerName(down)
         defer { _ = try? TestDocker.run(["rm", "-f", downName]) }
-        let startDown = try ezmsi(["run", "--image", RealProgram.image, "--network", "host", "--deployment", down.path, "--folder", downData, "--",
+        let startDown = try ezmsi(["run", "--timeout", "60", "--image", RealProgram.image, "--network", "host", "--deployment", down.path, "--folder", downData, "--",
                                    "DataFileDownloadDirectory", "data", "--config", "config.config", "--topic_name", topic,
                                    "--consumer_group_id", "ezmsi_flow_lab"], timeout: 180)
         #expect(startDown.status == 0, "\(startDown.stderr)")
@@ -149,7 +149,7 @@ struct RealProgramTests {
         chownTree(upData, 1000)
         let upName = RealProgram.containerName(up)
         defer { _ = try? TestDocker.run(["rm", "-f", upName]) }
-        let startUp = try ezmsi(["run", "--image", RealProgram.image, "--network", "host", "--deployment", up.path, "--folder", upData, "--",
+        let startUp = try ezmsi(["run", "--timeout", "60", "--image", RealProgram.image, "--network", "host", "--deployment", up.path, "--folder", upData, "--",
                                  "DataFileUploadDirectory", "data", "--config", "config.config", "--topic_name", topic,
                                  "--upload_existing"], timeout: 180)
         #expect(startUp.status == 0, "\(startUp.stderr)")
