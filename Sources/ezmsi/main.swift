@@ -306,6 +306,10 @@ struct Init: ParsableCommand {
     }
 }
 
+// A peer that closes a socket or pipe early (docker, a broker, a reader of our output) must give an error, not
+// kill ezmsi with SIGPIPE (seen once in CI as `ezmsi fix` exiting by signal 13).
+signal(SIGPIPE, SIG_IGN)
+
 // ArgumentParser exits 64 on usage errors; ezmsi's contract is 2.
 do {
     var command = try Ezmsi.parseAsRoot()
