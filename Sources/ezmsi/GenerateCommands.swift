@@ -23,9 +23,7 @@ struct GenerateOptions: ParsableArguments {
 func formContext(_ gate: GatedDeployment, customImage: String?) -> FormContext {
     var digest: String?
     if case .present(let info) = gate.facts.image.get() {
-        let name = gate.deployment.image.split(separator: "@").first.map(String.init) ?? gate.deployment.image
-        let repository = name.range(of: ":", options: .backwards).flatMap { r in name[r.upperBound...].contains("/") ? nil : String(name[..<r.lowerBound]) } ?? name
-        digest = info.repoDigests.first { $0.hasPrefix(repository + "@") } ?? info.repoDigests.first
+        digest = DockerCLIClient.digest(of: gate.deployment.image, among: info.repoDigests)
     }
     var owner = "1000:1000"
     if case .success(let identity) = gate.facts.identity.get() { owner = "\(identity.container.uid):\(identity.container.gid)" }

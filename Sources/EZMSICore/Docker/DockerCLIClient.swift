@@ -71,12 +71,14 @@ public struct DockerCLIClient: Sendable {
               let id = json["Id"] as? String else {
             throw DockerCLIError(command: "docker image inspect", message: "no JSON in its answer")
         }
-        let digests = json["RepoDigests"] as? [String] ?? []
-        let repository = reference.split(separator: "@").first.map(String.init) ?? reference
-        let name = Self.repositoryName(repository)
-        let digest = digests.first { Self.repositoryName($0.split(separator: "@").first.map(String.init) ?? "") == name }
+        return (id, Self.digest(of: reference, among: json["RepoDigests"] as? [String] ?? []))
+    }
+
+    /// The `repo@sha256:…` among an image's RepoDigests that belongs to `reference`'s repository (else the first).
+    public static func digest(of reference: String, among digests: [String]) -> String? {
+        let name = repositoryName(reference.split(separator: "@").first.map(String.init) ?? reference)
+        return digests.first { repositoryName($0.split(separator: "@").first.map(String.init) ?? "") == name }
             ?? digests.first
-        return (id, digest)
     }
 
     /// `openmsi/openmsistream:latest` → `openmsi/openmsistream` (a registry port's colon is kept).
