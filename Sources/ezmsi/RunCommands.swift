@@ -124,6 +124,7 @@ struct Run: ParsableCommand {
             // exec: docker becomes this process, so signals and the terminal reach it directly and its exit code is ours.
             let argv = [docker.path] + command.argv.dropFirst()
             var cargs = argv.map { strdup($0) } + [nil]
+            signal(SIGPIPE, SIG_DFL)   // ezmsi ignores it; exec would pass the ignored disposition on to docker
             execv(docker.path, &cargs)
             gate.out.stderr("ezmsi: cannot execute \(docker.path): \(String(cString: strerror(errno)))\n")
             throw ExitCode(Exit.failed)

@@ -232,20 +232,15 @@ struct BrokerProbeTests {
         for _ in 0..<5 {
             let port = TansuBroker.freePort()
             let url = "tcp://127.0.0.1:\(port)"
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: binary)
-            p.arguments = ["broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"] + extra
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            p.standardInput = FileHandle.nullDevice
-            try p.run()
+            let p = try ChildProcess.spawn(binary, ["broker", "--listener-url", url, "--advertised-listener-url", url,
+                                                    "--storage-engine", "memory://tansu/"] + extra, stdout: .null, stderr: .null)
             for _ in 0..<100 {
                 if !p.isRunning { break }
                 if TansuBroker.canConnect(port) { return TansuWithOptions(process: p, address: "127.0.0.1:\(port)") }
                 usleep(100_000)
             }
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-            p.waitUntilExit()
+            p.send(SIGKILL)
+            p.waitForExit()
         }
         throw TestFailure("tansu did not start")
     }
@@ -310,17 +305,17 @@ struct BrokerProbeTests {
 
 /// A tansu broker started with options; SIGKILL stops it (it ignores SIGTERM).
 final class TansuWithOptions {
-    let process: Process
+    let process: ChildProcess
     let address: String
 
-    init(process: Process, address: String) {
+    init(process: ChildProcess, address: String) {
         self.process = process
         self.address = address
     }
 
     func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        process.send(SIGKILL)
+        process.waitForExit()
     }
 }
 
@@ -377,11 +372,10 @@ final class GarbageServer: @unchecked Sendable {
 
 /// `openssl s_server` on a free loopback port.
 final class TLSServer {
-    let process: Process
+    let process: ChildProcess
     let port: UInt16
-    let stdin = Pipe()
 
-    private init(process: Process, port: UInt16) {
+    private init(process: ChildProcess, port: UInt16) {
         self.process = process
         self.port = port
     }
@@ -389,14 +383,10 @@ final class TLSServer {
     static func start(openssl: String, cert: String, key: String) throws -> TLSServer {
         for _ in 0..<5 {
             let port = TansuBroker.freePort()
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: openssl)
-            p.arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", cert, "-key", key, "-quiet"]
+            // stdin is a pipe kept open: s_server stops at EOF on stdin.
+            let p = try ChildProcess.spawn(openssl, ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", cert, "-key", key, "-quiet"],
+                                           stdin: .pipe, stdout: .null, stderr: .null)
             let server = TLSServer(process: p, port: port)
-            p.standardInput = server.stdin   // kept open: s_server stops at EOF on stdin
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
             for _ in 0..<50 {
                 if !p.isRunning { break }
                 if TansuBroker.canConnect(port) { return server }
@@ -408,7 +398,7 @@ final class TLSServer {
     }
 
     func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        process.send(SIGKILL)
+        process.waitForExit()
     }
 }

@@ -7,30 +7,13 @@ func ezmsiWithInput(_ args: [String], input: String, timeout: Double = 120) thro
     var env = ProcessInfo.processInfo.environment
     if let host = TestDocker.host { env["DOCKER_HOST"] = host }
     env["EZMSI_OFFLINE"] = "1"   // as in ezmsi(): the example broker does not exist
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: Repo.binary)
-    process.arguments = args
-    process.environment = env
-    let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-    process.standardInput = stdin
-    process.standardOutput = stdout
-    process.standardError = stderr
-    let done = DispatchSemaphore(value: 0)
-    process.terminationHandler = { _ in done.signal() }
-    try process.run()
-    stdin.fileHandleForWriting.write(Data(input.utf8))
-    try stdin.fileHandleForWriting.close()
-    let outBox = LockedBox(Data()), errBox = LockedBox(Data())
-    let group = DispatchGroup()
-    DispatchQueue.global().async(group: group) { outBox.set(stdout.fileHandleForReading.readDataToEndOfFile()) }
-    DispatchQueue.global().async(group: group) { errBox.set(stderr.fileHandleForReading.readDataToEndOfFile()) }
-    if done.wait(timeout: .now() + timeout) == .timedOut {
-        process.terminate()
-        throw TestFailure("ezmsi \(args) did not finish within \(timeout) s")
+    let raw: (status: Int32, stdout: [UInt8], stderr: String)
+    do {
+        raw = try Subprocess.runRaw(Repo.binary, args, environment: env, input: Array(input.utf8), timeout: timeout)
+    } catch {
+        throw TestFailure("ezmsi \(args): \(error)")
     }
-    _ = group.wait(timeout: .now() + 5)
-    return ProcessOutput(status: process.terminationStatus, stdout: String(decoding: outBox.get(), as: UTF8.self),
-                         stderr: String(decoding: errBox.get(), as: UTF8.self))
+    return ProcessOutput(status: raw.status, stdout: String(decoding: raw.stdout, as: UTF8.self), stderr: raw.stderr)
 }
 
 final class LockedBox<T>: @unchecked Sendable {

@@ -99,14 +99,9 @@ struct FixTests {
         var env = ProcessInfo.processInfo.environment
         env["DOCKER_HOST"] = TestDocker.host
         env["XDG_STATE_HOME"] = state.path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Repo.binary)
-        process.arguments = ["fix", "--yes", "--deployment", dir.path, "--env-file", envFile, "--config", config, "--folder", data,
-                             "--", "DataFileUploadDirectory", "data", "--config", "config.config"]
-        process.environment = env
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess.spawn(Repo.binary, ["fix", "--yes", "--deployment", dir.path, "--env-file", envFile, "--config", config, "--folder", data,
+                                                           "--", "DataFileUploadDirectory", "data", "--config", "config.config"],
+                                             environment: env, stdout: .null, stderr: .null)
         // Kill it once its journal holds a few batches (512 records each), well before it can finish 40,000 entries.
         let journalDir = state.path + "/ezmsi/journals"
         let deadline = Date().addingTimeInterval(20)
@@ -119,8 +114,8 @@ struct FixTests {
             }
             usleep(200)
         }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.send(SIGKILL)
+        process.waitForExit()
         let path = try #require(journal, "the fix wrote no journal")
         let text = try String(contentsOfFile: path, encoding: .utf8)
         #expect(!text.contains("\"complete\""), "the fix finished before it was killed; make the tree bigger")

