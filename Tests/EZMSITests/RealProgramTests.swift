@@ -173,6 +173,39 @@ struct RealProgramTests {
             #expect(status.status == 0, "\(status.stdout)")
         }
     }
+
+    /// Foreground mode keeps stdin open to the program, so OpenMSIStream's own graceful stop works: `q` makes the
+    /// real uploader finish what it enqueued, write its upload record and exit 0 (with a reachable broker; with an
+    /// unreachable one it waits forever for its flush, see reference §6).
+    @Test func foregroundRealUploaderStopsGracefullyOnQ() throws {
+        try RealProgram.requireImage()
+        guard FileManager.default.isExecutableFile(atPath: RealProgram.tansu) else {
+            throw TestFailure("EZMSI_TANSU (\(RealProgram.tansu)) is missing: run the suite through scripts/test")
+        }
+        let broker = try TansuBroker.start(binary: RealProgram.tansu)
+        defer { broker.stop() }
+        let topic = "ezmsi_quit"
+        let create = try Subprocess.run(RealProgram.tansu, ["topic", "create", "--broker", "tcp://\(broker.address)", topic], timeout: 30)
+        #expect(create.status == 0, "\(create.stderr)")
+        let dir = TempDir("real-q")
+        let data = RealProgram.deployment(dir, broker: broker.address)
+        dir.write("data/scan.csv", "1,2\n")
+        chownTree(data, 1000)
+        let name = RealProgram.containerName(dir)
+        defer { _ = try? TestDocker.run(["rm", "-f", name]) }
+        let run = try ezmsiWithInput(["run", "--mode", "foreground", "--timeout", "60", "--image", RealProgram.image,
+                                      "--network", "host", "--deployment", dir.path, "--folder", data, "--",
+                                      "DataFileUploadDirectory", "data", "--config", "config.config", "--topic_name", topic,
+                                      "--upload_existing"], input: "q\n", timeout: 180)
+        let output = run.stdout + run.stderr
+        #expect(run.status == 0, "\(output)")
+        #expect(output.contains("Will quit after all currently enqueued files are done being transferred"), "\(output)")
+        // Its upload record names the file: it was sent before the program stopped.
+        let logs = (try? FileManager.default.contentsOfDirectory(atPath: data + "/LOGS")) ?? []
+        let records = logs.filter { $0.hasPrefix("uploaded_to_\(topic)") && $0.hasSuffix(".csv") }
+        let recorded = records.contains { (try? String(contentsOfFile: data + "/LOGS/" + $0, encoding: .utf8))?.contains("scan.csv") == true }
+        #expect(recorded, "LOGS: \(logs)\n\(output)")
+    }
 }
 
 /// Files under `root`, relative, skipping LOGS/.
