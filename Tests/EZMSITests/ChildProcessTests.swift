@@ -37,6 +37,19 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 10)
     }
 
+    @Test func aChildThatIgnoresSIGTERMIsKilledAfterTheTimeout() throws {
+        let dir = TempDir("ignores-term")
+        let marker = dir.path + "/pid"
+        #expect(throws: SubprocessError.self) {
+            try Subprocess.run("/bin/sh", ["-c", "trap '' TERM; echo $$ > \(marker); while :; do sleep 0.1; done"], timeout: 0.5)
+        }
+        let pid = try #require(Int32((try? String(contentsOfFile: marker, encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
+        let deadline = Date().addingTimeInterval(10)
+        while kill(pid, 0) == 0 && Date() < deadline { usleep(50_000) }
+        #expect(kill(pid, 0) != 0, "the shell that ignores SIGTERM still runs")
+    }
+
     @Test func aMissingProgramIsAnErrorNotACrash() {
         #expect(throws: ChildProcessError.self) { try Subprocess.run("/nonexistent/program", []) }
     }

@@ -32,7 +32,9 @@ public enum Subprocess {
         let drained = child.drainOutput(until: deadline, stdout: &out, stderr: &err)
         guard drained, child.waitForExit(timeout: max(0, deadline.timeIntervalSinceNow)),
               let status = child.terminationStatus else {
+            // SIGTERM first (docker forwards it to nothing and exits cleanly); SIGKILL later for one that ignores it.
             child.send(SIGTERM)
+            DispatchQueue.global().asyncAfter(deadline: .now() + 2) { child.send(SIGKILL) }
             throw SubprocessError.timedOut(executable, timeout)
         }
         return (status, out, String(decoding: err, as: UTF8.self))
