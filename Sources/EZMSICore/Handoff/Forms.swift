@@ -68,9 +68,15 @@ public enum SystemdUnit {
             // `-` : a missing container is not an error.
             "ExecStartPre=-\(commandLine([docker, "rm", "-f", name]))",
             "ExecStart=\(commandLine(run))",
-            "ExecStop=\(commandLine([docker, "stop", "--time", "30", name]))",
+            // -t, not --time: the long spelling is deprecated in newer CLIs and warns in the journal.
+            "ExecStop=\(commandLine([docker, "stop", "-t", "30", name]))",
             "Restart=on-failure",
             "RestartSec=10",
+            // An attached `docker run` exits 128+signal when its container ends by one: 143 for SIGTERM, 137 for the
+            // SIGKILL after docker stop's grace (Python as PID 1 ignores SIGTERM). Ended by our own ExecStop that is
+            // a clean stop; the same codes at any other time (OOM, docker kill) are still restarted.
+            "SuccessExitStatus=137 143",
+            "RestartForceExitStatus=137 143",
             // The first start may have to pull the image.
             "TimeoutStartSec=300",
             "TimeoutStopSec=60",
