@@ -289,6 +289,16 @@ EOF
         _ezmsi_die "fixture image smoke test printed unexpected output: $out"
 )
 
+# A fresh minimal Debian bookworm tree at $1 (log $2) with the comma-separated packages $3, for an image to import.
+_ezmsi_debootstrap() {
+    local root=$1 log=$2 packages=$3 mirror=${EZMSI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+    _ezmsi_daemon_answers || _ezmsi_die "test dockerd is not answering on $EZMSI_DOCKER_SOCK; run ensure_dockerd first"
+    command -v debootstrap >/dev/null || _ezmsi_die "debootstrap not found; run ensure_packages first"
+    rm -rf "$root"
+    debootstrap --variant=minbase --include="$packages" bookworm "$root" "$mirror" >"$log" 2>&1 ||
+        { tail -n 20 "$log" >&2; _ezmsi_die "debootstrap failed; log: $log"; }
+}
+
 # Build an image shaped like the official openmsi/openmsistream (user openmsi 1000:1000 in group sudo, home
 # /home/openmsi 0775, user-site `pip install openmsistream`, ENTRYPOINT ["bash"]) from a Debian tree made with
 # debootstrap.  Debian bookworm's Python 3.11 stands in for the official python:3.9-slim base.
@@ -296,13 +306,8 @@ ensure_real_image() (
     set -euo pipefail
     _ezmsi_check_dir
     docker image inspect "$EZMSI_REAL_IMAGE" >/dev/null 2>&1 && exit 0
-    _ezmsi_daemon_answers || _ezmsi_die "test dockerd is not answering on $EZMSI_DOCKER_SOCK; run ensure_dockerd first"
-    command -v debootstrap >/dev/null || _ezmsi_die "debootstrap not found; run ensure_packages first"
-    local root="$EZMSI_CI_DIR/real-rootfs" log="$EZMSI_CI_DIR/real-image.log" mirror
-    mirror=${EZMSI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-    rm -rf "$root"
-    debootstrap --variant=minbase --include=python3,python3-pip,libsodium23,sudo,tzdata,ca-certificates \
-        bookworm "$root" "$mirror" >"$log" 2>&1 || { tail -n 20 "$log" >&2; _ezmsi_die "debootstrap failed; log: $log"; }
+    local root="$EZMSI_CI_DIR/real-rootfs" log="$EZMSI_CI_DIR/real-image.log"
+    _ezmsi_debootstrap "$root" "$log" python3,python3-pip,libsodium23,sudo,tzdata,ca-certificates
     # pip runs inside the tree: it needs DNS and this machine's CA bundle (a TLS proxy may sit in between).
     cp /etc/resolv.conf "$root/etc/resolv.conf"
     local bundle=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
@@ -340,13 +345,8 @@ ensure_systemd_image() (
     set -euo pipefail
     _ezmsi_check_dir
     docker image inspect "$EZMSI_SYSTEMD_IMAGE" >/dev/null 2>&1 && exit 0
-    _ezmsi_daemon_answers || _ezmsi_die "test dockerd is not answering on $EZMSI_DOCKER_SOCK; run ensure_dockerd first"
-    command -v debootstrap >/dev/null || _ezmsi_die "debootstrap not found; run ensure_packages first"
-    local root="$EZMSI_CI_DIR/systemd-rootfs" log="$EZMSI_CI_DIR/systemd-image.log" mirror
-    mirror=${EZMSI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-    rm -rf "$root"
-    debootstrap --variant=minbase --include=systemd,systemd-sysv bookworm "$root" "$mirror" >"$log" 2>&1 ||
-        { tail -n 20 "$log" >&2; _ezmsi_die "debootstrap failed; log: $log"; }
+    local root="$EZMSI_CI_DIR/systemd-rootfs" log="$EZMSI_CI_DIR/systemd-image.log"
+    _ezmsi_debootstrap "$root" "$log" systemd,systemd-sysv
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc "$root"/usr/share/man
     # docker.service is what generated units require; the real daemon runs outside, so a stand-in is enough.
     printf '%s\n' '[Unit]' 'Description=Stand-in: the test daemon runs outside this container' \
