@@ -169,6 +169,50 @@ struct BrokerProbeTests {
         #expect(Self.codes(cleartext.kafka).contains("not-kafka"), "\(String(describing: cleartext.kafka?.findings))")
     }
 
+    /// A certificate signed by a CA the client trusts, but outside its validity: `openssl ca` can set both dates
+    /// (`req -x509` cannot back-date).
+    @Test(arguments: [("expired", "20200101000000Z", "20200102000000Z", "certificate expired"),
+                      ("not-yet-valid", "20990101000000Z", "20990102000000Z", "not yet valid")])
+    func certificateOutsideItsValidityIsNamed(_ name: String, _ start: String, _ end: String, _ words: String) throws {
+        guard let openssl = try Self.tool(Self.openssl, "openssl") else { return }
+        let certs = TempDir("broker-\(name)")
+        let p = certs.path
+        func run(_ args: [String]) throws {
+            let r = try Subprocess.run("/bin/sh", ["-c", "cd \(ShellWords.quote(p)) && exec \"$@\"", "sh", openssl] + args, timeout: 60)
+            try #require(r.status == 0, "openssl \(args.first ?? ""): \(r.stderr)")
+        }
+        try run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "30",
+                 "-subj", "/CN=ezmsi test CA"])
+        try run(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "leaf.csr", "-subj", "/CN=localhost",
+                 "-addext", "subjectAltName=DNS:localhost"])
+        certs.write("index.txt", "")
+        certs.write("serial", "01\n")
+        certs.write("ca.cnf", """
+            [ca]
+            default_ca = test
+            [test]
+            database = index.txt
+            serial = serial
+            new_certs_dir = .
+            default_md = sha256
+            policy = any
+            copy_extensions = copy
+            [any]
+            commonName = supplied
+
+            """)
+        try run(["ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-in", "leaf.csr",
+                 "-out", "cert.pem", "-startdate", start, "-enddate", end, "-notext"])
+        let server = try TLSServer.start(openssl: openssl, cert: p + "/cert.pem", key: p + "/key.pem")
+        defer { server.stop() }
+        let mount = Mount(host: p, container: "/home/openmsi/certs", readOnly: true)
+        let outcome = try Self.probe(TempDir("tls-\(name)"), servers: "localhost:\(server.port)", proto: "SSL",
+                                     extra: "ssl.ca.location = /home/openmsi/certs/ca.pem", mounts: [mount])
+        #expect(outcome.reach.status == .fail)
+        #expect(Self.codes(outcome.reach) == ["tls-expired"], "\(outcome.reach.findings)")
+        #expect(outcome.reach.findings.first?.message.contains(words) == true, "\(outcome.reach.findings)")
+    }
+
     @Test func tansuTopicPresentPassesAndAbsentFailsThroughTheCLI() throws {
         guard let tansu = try Self.tool(Self.tansu.isEmpty ? nil : Self.tansu, "EZMSI_TANSU (tansu)") else { return }
         let broker = try TansuBroker.start(binary: tansu)
