@@ -50,6 +50,12 @@ import Testing
         #expect(kill(pid, 0) != 0, "the shell that ignores SIGTERM still runs")
     }
 
+    @Test func aChildThatNeverStopsWritingStillTimesOut() throws {
+        let started = Date()
+        #expect(throws: SubprocessError.self) { try Subprocess.runRaw("/usr/bin/yes", [], timeout: 0.2) }
+        #expect(Date().timeIntervalSince(started) < 10)
+    }
+
     @Test func aMissingProgramIsAnErrorNotACrash() {
         #expect(throws: ChildProcessError.self) { try Subprocess.run("/nonexistent/program", []) }
     }

@@ -194,6 +194,8 @@ public final class ChildProcess: @unchecked Sendable {
         var open = [stdoutFD, stderrFD].filter { $0 >= 0 }
         var buffer = [UInt8](repeating: 0, count: 65536)
         while !open.isEmpty {
+            // Checked first: a child that writes without pause would otherwise keep poll ready past the deadline.
+            guard deadline.timeIntervalSinceNow > 0 else { return false }
             let remaining = Int32(max(0, (deadline.timeIntervalSinceNow * 1000).rounded(.up)))
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let ready = poll(&fds, nfds_t(fds.count), remaining)
