@@ -6,22 +6,10 @@ import Testing
 /// The custom_image linter: the real EZOpenMSIStream sample, a good image, and one trigger/no-trigger pair per rule.
 struct CustomImageLintTests {
     static let sample = Repo.root + "/Tests/Fixtures/samples/ezopenmsistream/custom_image"
-    static let digest = String(repeating: "0123456789abcdef", count: 4)
-
-    static let goodDockerfile = """
-        FROM openmsi/openmsistream@sha256:\(digest)
-        COPY --chown=openmsi:openmsi config.config /home/openmsi/config.config
-        COPY --chown=openmsi:openmsi startup-script.sh /home/openmsi/startup-script.sh
-        ENTRYPOINT ["/home/openmsi/startup-script.sh"]
-
-        """
-    static let goodScript = """
-        #!/bin/bash
-        set -euo pipefail
-        cd /home/openmsi
-        exec DataFileUploadDirectory data --config config.config --topic_name "x" "$@"
-
-        """
+    // The probe's own good example: one copy of a clean custom image.
+    static let digest = CustomImageLint.digest
+    static let goodDockerfile = CustomImageLint.goodDockerfile
+    static let goodScript = CustomImageLint.goodScript
 
     /// Lints an in-memory build context: Dockerfile, startup-script.sh (with `mode`), config.config and `extra` files.
     func lint(_ dockerfile: String = goodDockerfile, script: String? = goodScript, mode: UInt32 = 0o755,
