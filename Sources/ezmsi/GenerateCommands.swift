@@ -19,6 +19,20 @@ struct GenerateOptions: ParsableArguments {
     @Option(help: "Seconds each probe may take.") var timeout: Double = 10
 }
 
+/// The options of a form that is one file (systemd unit, compose file, Windows script), and the one way to write it.
+struct SingleFileFormOptions: ParsableArguments {
+    @OptionGroup var generate: GenerateOptions
+    @Option(name: .shortAndLong, help: "Write to this file (default: print it).") var output: String?
+    @Option(name: .customLong("custom-image"), help: "Run this custom image instead.") var customImage: String?
+
+    /// Runs the doctor gate, renders the form from the checked deployment and prints or writes it.
+    func write(_ deployment: DeploymentOptions, _ render: (FormContext) -> String) throws {
+        let gate = try GatedDeployment.check(deployment, timeout: generate.timeout, force: generate.force, action: "generating")
+        try emit(render(formContext(gate, customImage: customImage)), to: output, mode: 0o644, gate: gate,
+                 overwrite: generate.overwrite)
+    }
+}
+
 /// Gathers what every form needs once the doctor has passed.
 func formContext(_ gate: GatedDeployment, customImage: String?) -> FormContext {
     var digest: String?
@@ -109,15 +123,9 @@ struct GenerateSystemd: ParsableCommand {
         discussion: "Prints the unit, or writes it with --output; the install commands are in its header.")
 
     @OptionGroup var deployment: DeploymentOptions
-    @OptionGroup var generate: GenerateOptions
-    @Option(name: .shortAndLong, help: "Write the unit to this file (default: print it).") var output: String?
-    @Option(name: .customLong("custom-image"), help: "Run this custom image instead.") var customImage: String?
+    @OptionGroup var form: SingleFileFormOptions
 
-    func run() throws {
-        let gate = try GatedDeployment.check(deployment, timeout: generate.timeout, force: generate.force, action: "generating")
-        let unit = SystemdUnit.render(formContext(gate, customImage: customImage))
-        try emit(unit, to: output, mode: 0o644, gate: gate, overwrite: generate.overwrite)
-    }
+    func run() throws { try form.write(deployment, SystemdUnit.render) }
 }
 
 struct GenerateCompose: ParsableCommand {
@@ -130,15 +138,9 @@ struct GenerateCompose: ParsableCommand {
             """)
 
     @OptionGroup var deployment: DeploymentOptions
-    @OptionGroup var generate: GenerateOptions
-    @Option(name: .shortAndLong, help: "Write to this file (default: print it).") var output: String?
-    @Option(name: .customLong("custom-image"), help: "Run this custom image instead.") var customImage: String?
+    @OptionGroup var form: SingleFileFormOptions
 
-    func run() throws {
-        let gate = try GatedDeployment.check(deployment, timeout: generate.timeout, force: generate.force, action: "generating")
-        try emit(ComposeFile.render(formContext(gate, customImage: customImage)), to: output, mode: 0o644, gate: gate,
-                 overwrite: generate.overwrite)
-    }
+    func run() throws { try form.write(deployment, ComposeFile.render) }
 }
 
 struct GenerateWindows: ParsableCommand {
@@ -148,15 +150,9 @@ struct GenerateWindows: ParsableCommand {
         discussion: "Paths in the deployment folder become relative to the script; WSL paths /mnt/c/… become C:\\….")
 
     @OptionGroup var deployment: DeploymentOptions
-    @OptionGroup var generate: GenerateOptions
-    @Option(name: .shortAndLong, help: "Write to this file (default: print it).") var output: String?
-    @Option(name: .customLong("custom-image"), help: "Run this custom image instead.") var customImage: String?
+    @OptionGroup var form: SingleFileFormOptions
 
-    func run() throws {
-        let gate = try GatedDeployment.check(deployment, timeout: generate.timeout, force: generate.force, action: "generating")
-        try emit(WindowsScript.render(formContext(gate, customImage: customImage)), to: output, mode: 0o644, gate: gate,
-                 overwrite: generate.overwrite)
-    }
+    func run() throws { try form.write(deployment, WindowsScript.render) }
 }
 
 func emit(_ text: String, to output: String?, mode: mode_t, gate: GatedDeployment, overwrite: Bool) throws {
