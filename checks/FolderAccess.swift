@@ -23,6 +23,9 @@ public struct FolderAccess: Probe {
             ProbeExample("missing folder", expect: .fail, code: "folder-missing") {
                 ExampleFacts.make(folderFact: .missing(path: "/srv/scans", parent: "/srv"))
             },
+            ProbeExample("the data folder is /etc", expect: .fail, code: "folder-system") {
+                ExampleFacts.make(folderFact: .systemFolder(path: "/etc", why: "/etc is in the system tree /etc"))
+            },
             ProbeExample("no folder configured, no folder needed", expect: .skip) {
                 ExampleFacts.make(command: "S3TransferStreamProcessor bucket --config config.config", folder: nil, folderFact: .notConfigured)
             },
@@ -38,6 +41,11 @@ public struct FolderAccess: Probe {
         case .identityUnavailable(let why):
             return ProbeOutcome("cannot tell who the container runs as", findings: [.fail("identity-unresolved", why,
                 fix: Remediation("See identity.alignment"))])
+        case let .systemFolder(path, why):
+            return ProbeOutcome("\(path) is a system folder", findings: [.fail(
+                "folder-system", "\(why): opening it to \(who) would hand the container the host's files, and ezmsi fix refuses it",
+                at: Location(file: path),
+                fix: Remediation("Use a folder of its own for the data, e.g. /srv/scans or a folder inside your home directory, and pass it with --folder"))])
         case .failed(let path, let why):
             return ProbeOutcome("cannot inspect \(path)", findings: [.fail("folder-unreadable", why, at: Location(file: path))])
         case .notDirectory(let path):

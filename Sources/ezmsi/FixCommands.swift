@@ -55,18 +55,22 @@ struct Fix: ParsableCommand {
             let plans: [FixPlan]
             do {
                 plans = try FixPlanKind.allCases.map { try FolderFixer.plan(kind: $0, root: folder, identity: identity.host, need: program.folderNeed) }
-            } catch {
-                FileHandle.standardError.write(Data("ezmsi: cannot plan a fix for \(folder): \(error)\n".utf8))
-                throw ExitCode(Exit.failed)
+            } catch let e as FixError {
+                out.stderr("ezmsi: cannot plan a fix for \(VisibleName.escape(folder)): \(VisibleName.escape(e.description))\n")
+                throw ExitCode(e.isRefusal ? Exit.input : Exit.failed)
             }
             let report = Report(folder: folder, identity: identity.host.description, plans: plans, userPlan: userPlan, applied: nil, after: nil)
             if format == .json { out.stdout(JSONRenderer.render(report)); return }
-            var text = "ezmsi fix (dry run) — \(folder) for \(identity.host.description)\n"
+            var text = "ezmsi fix (dry run) — \(VisibleName.escape(folder)) for \(identity.host.description)\n"
             for (rank, p) in plans.enumerated() {
                 text += "\n\(rank + 1). \(p.kind.rawValue): \(p.entriesToChange) entr\(p.entriesToChange == 1 ? "y" : "ies") to change" +
                     " (\(p.directoriesToChange) folders, \(p.filesToChange) files)\(p.willCreateRoot ? ", creating the folder" : "")\n"
-                text += "   trade-off: \(p.tradeOff)\n   privilege: \(p.privilege)\n"
-                for c in p.commands { text += "   $ \(c)\n" }
+                text += "   trade-off: \(p.tradeOff)\n   privilege: \(VisibleName.escape(p.privilege))\n"
+                if p.refusedCount > 0 {
+                    text += "   not changed, on purpose (\(p.refusedCount)):\n"
+                    for r in p.refused { text += "     \(VisibleName.escape(r))\n" }
+                }
+                for c in p.commands { text += "   $ \(VisibleName.escape(c))\n" }
             }
             text += "\n\(plans.count + 1). user: \(userPlan)\n"
             let best = plans.first { $0.kind.rawValue == plan.rawValue } ?? plans[0]
@@ -84,17 +88,26 @@ struct Fix: ParsableCommand {
         let outcome: FixOutcome
         do {
             outcome = try FolderFixer.apply(kind: kind, root: folder, identity: identity.host, need: program.folderNeed, journalDirectory: journalDir)
-        } catch {
-            FileHandle.standardError.write(Data("ezmsi: the fix stopped: \(error)\n  undo what was done with: ezmsi undo\n".utf8))
+        } catch let stopped as FixStopped {
+            var text = "ezmsi: the fix stopped: \(VisibleName.escape(stopped.reason))\n"
+            if let j = stopped.journal { text += "  undo what was done with: ezmsi undo \(ShellWords.quote(j))\n" }
+            out.stderr(text)
             throw ExitCode(Exit.failed)
+        } catch let e as FixError {
+            out.stderr("ezmsi: \(VisibleName.escape(e.description))\n")
+            throw ExitCode(e.isRefusal ? Exit.input : Exit.failed)
         }
+        let skippedText = Self.skippedLines(outcome)
         if outcome.changed == 0 && outcome.journal.isEmpty {
             if format == .json {
                 out.stdout(JSONRenderer.render(Report(folder: folder, identity: identity.host.description, plans: [], userPlan: userPlan,
                                                       applied: outcome, after: nil)))
+            } else if skippedText.isEmpty {
+                out.stdout("changed 0 entries: nothing to change, \(identity.host.description) can already use every entry of \(VisibleName.escape(folder))\n")
             } else {
-                out.stdout("changed 0 entries: nothing to change, \(identity.host.description) can already use every entry of \(folder)\n")
+                out.stdout("changed 0 entries of \(VisibleName.escape(folder))\n" + skippedText)
             }
+            if !skippedText.isEmpty { throw ExitCode(Exit.failed) }
             return
         }
         // Re-run the probes on the changed folder and report the outcome.
@@ -104,38 +117,134 @@ struct Fix: ParsableCommand {
                                                   applied: outcome, after: after)))
         } else {
             let head = "changed \(outcome.changed) entr\(outcome.changed == 1 ? "y" : "ies") in \(Int(outcome.durationMs)) ms; journal: \(outcome.journal)\n" +
-                "undo with: ezmsi undo \(ShellWords.quote(outcome.journal))\n\n"
+                skippedText + "undo with: ezmsi undo \(ShellWords.quote(outcome.journal))\n\n"
             out.stdout(head + HumanRenderer.render(after, color: Terminal.wantsColor(fd: 1, environment: ProcessInfo.processInfo.environment)))
         }
-        throw ExitCode(after.summary.exitCode)
+        throw ExitCode(skippedText.isEmpty ? after.summary.exitCode : max(Exit.failed, after.summary.exitCode))
+    }
+
+    /// What the fix did not change and why (names shown with control characters visible).
+    static func skippedLines(_ o: FixOutcome) -> String {
+        var text = ""
+        func section(_ title: String, _ count: Int, _ examples: [String]) {
+            guard count > 0 else { return }
+            text += "\(title) (\(count)):\n"
+            for e in examples { text += "  \(VisibleName.escape(e))\n" }
+            if count > examples.count { text += "  … and \(count - examples.count) more\n" }
+        }
+        section("not changed, on purpose", o.refusedCount, o.refused)
+        section("skipped: not the object judged any more", o.replacedCount, o.replaced)
+        section("failed", o.failedCount, o.failures)
+        section("not readable", o.unscannableCount, o.unscannable)
+        return text
     }
 }
 
 /// `ezmsi undo [JOURNAL]`: restores exactly what a fix changed.
 struct Undo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Undo a fix from its journal (default: the newest).",
-        discussion: "Restores each entry's owner, mode and ACLs as they were; entries that changed identity since are skipped and listed.")
+        abstract: "Undo a fix from its journal (default: the newest fix of the deployment's folder).",
+        discussion: """
+            Restores each entry's owner, mode and ACLs as they were; entries that are not the journaled object any \
+            more are skipped and listed. With the deployment flags of the fix (or --folder), the newest fix of that \
+            folder is undone. A journal that someone else could have written, or a damaged one, is refused (exit 3) \
+            and nothing changes; an undo that could not restore everything exits 1, lists what is left, and can be \
+            run again.
+            """)
 
     @Argument(help: "The journal `ezmsi fix --yes` printed.") var journal: String?
+    @OptionGroup var deployment: DeploymentOptions
+    @Flag(help: "List the journals (folder, time, entries, state).") var list = false
+    @Flag(name: .customLong("dry-run"), help: "Show what would be restored; change nothing.") var dryRun = false
+    @Option(help: "human or json.") var format: OutputFormat = .human
 
     func run() throws {
+        let out = Output(scrubber: Secrets.Scrubber(secrets: []))
         let directory = FolderFixer.defaultJournalDirectory(environment: ProcessInfo.processInfo.environment)
-        guard let path = journal.map({ Paths.absolute($0, base: FileManager.default.currentDirectoryPath) }) ?? FolderFixer.latestJournal(in: directory) else {
-            FileHandle.standardError.write(Data("ezmsi: no journal in \(directory): nothing to undo\n".utf8))
-            throw ExitCode(Exit.input)
+        let summaries = FolderFixer.listJournals(in: directory)
+        if list {
+            if format == .json { out.stdout(JSONRenderer.render(summaries)); return }
+            if summaries.isEmpty { out.stdout("no journals in \(VisibleName.escape(directory))\n"); return }
+            var text = ""
+            for s in summaries {
+                text += "\(s.startedAt)  \(s.state.rawValue)  \(s.records) entr\(s.records == 1 ? "y" : "ies")  \(VisibleName.escape(s.root))\n"
+                text += "    \(VisibleName.escape(s.journal))" + (s.problem.map { "  (\(VisibleName.escape($0)))" } ?? "") + "\n"
+            }
+            out.stdout(text)
+            return
         }
+        let path = try choose(summaries, directory: directory, out: out)
+        let outcome: UndoOutcome
         do {
-            let outcome = try FolderFixer.undo(journal: path)
-            print("restored \(outcome.restored) entr\(outcome.restored == 1 ? "y" : "ies") from \(path)" +
-                  (outcome.removedCreatedRoot ? "; removed the folder the fix had created" : ""))
-            for skipped in outcome.skipped { print("  skipped: \(skipped)") }
-            if !outcome.skipped.isEmpty { throw ExitCode(Exit.failed) }
-        } catch let e as ExitCode {
-            throw e
-        } catch {
-            FileHandle.standardError.write(Data("ezmsi: cannot undo \(path): \(error)\n".utf8))
+            outcome = try FolderFixer.undo(journal: path, dryRun: dryRun)
+        } catch let e as FixError {
+            out.stderr("ezmsi: cannot undo \(VisibleName.escape(path)): \(VisibleName.escape(e.description))\n")
             throw ExitCode(Exit.input)
         }
+        if format == .json {
+            out.stdout(JSONRenderer.render(outcome))
+        } else {
+            var text: String
+            if outcome.alreadyUndone {
+                text = "\(VisibleName.escape(path)) was undone before: nothing to do\n"
+            } else {
+                let verb = dryRun ? "would restore" : "restored"
+                let entries = outcome.restored == 1 ? "entry" : "entries"
+                text = "\(verb) \(outcome.restored) \(entries) of \(VisibleName.escape(outcome.root)) from \(VisibleName.escape(path))"
+                if outcome.alreadyOriginal > 0 { text += " (\(outcome.alreadyOriginal) already as journaled)" }
+                if outcome.removedCreatedRoot { text += "; removed the folder the fix had created" }
+                text += "\n"
+            }
+            for s in outcome.skipped { text += "  skipped: \(VisibleName.escape(s))\n" }
+            for l in outcome.left { text += "  not restored: \(VisibleName.escape(l))\n" }
+            for u in outcome.untestable { text += "  could not test: \(u)\n" }
+            if !outcome.left.isEmpty {
+                text += "\(outcome.left.count) entr\(outcome.left.count == 1 ? "y is" : "ies are") left; the journal stays open: run the same ezmsi undo again\n"
+            }
+            out.stdout(text)
+        }
+        if !outcome.left.isEmpty { throw ExitCode(Exit.failed) }
+    }
+
+    /// The journal to undo: the argument; else the newest fix of the deployment's folder; else the only folder with
+    /// open journals (asked on a terminal when there are several).
+    private func choose(_ summaries: [JournalSummary], directory: String, out: Output) throws -> String {
+        if let journal { return Paths.absolute(journal, base: FileManager.default.currentDirectoryPath) }
+        let open = summaries.filter { $0.state == .open || $0.state == .interrupted }
+        let refused = summaries.filter { $0.state == .refused }.count
+        let refusedNote = refused == 0 ? "" : "; \(refused) journal\(refused == 1 ? " is" : "s are") refused (ezmsi undo --list says why)"
+        var folder: String?
+        if deployment.folder != nil || deployment.deployment != nil || !deployment.command.isEmpty {
+            let resolved: Deployment
+            do { resolved = try deployment.resolve() } catch let e as InputError { inputFailure(e) }
+            let facts = Facts(deployment: resolved, environment: ProcessInfo.processInfo.environment, timeout: 10)
+            folder = FolderGatherer.folderPath(resolved, facts.command.get()).map { FolderFixer.absolutePath($0) }
+        }
+        if let folder {
+            guard let newest = open.filter({ $0.root == folder }).max(by: { $0.startedAt < $1.startedAt }) else {
+                out.stderr("ezmsi: no open fix journal for \(VisibleName.escape(folder)) in \(VisibleName.escape(directory))\(refusedNote) (ezmsi undo --list shows them)\n")
+                throw ExitCode(Exit.input)
+            }
+            return newest.journal
+        }
+        let folders = Array(Set(open.map(\.root))).sorted()
+        if folders.isEmpty {
+            out.stderr("ezmsi: no open fix journal in \(VisibleName.escape(directory)): nothing to undo\(refusedNote)\n")
+            throw ExitCode(Exit.input)
+        }
+        func newest(_ f: String) -> String { open.filter { $0.root == f }.max(by: { $0.startedAt < $1.startedAt })!.journal }
+        if folders.count == 1 { return newest(folders[0]) }
+        var text = "open fix journals exist for \(folders.count) folders:\n"
+        for (k, f) in folders.enumerated() { text += "  \(k + 1). \(VisibleName.escape(f))\n" }
+        guard isatty(0) == 1 && isatty(1) == 1 else {
+            out.stderr(text + "name one: ezmsi undo --folder DIR (or the journal's path)\n")
+            throw ExitCode(Exit.usage)
+        }
+        out.stdout(text + "which one? ")
+        guard let answer = readLine(), let k = Int(answer.trimmingCharacters(in: .whitespaces)), k >= 1, k <= folders.count else {
+            out.stderr("ezmsi: no folder chosen; nothing changed\n")
+            throw ExitCode(Exit.usage)
+        }
+        return newest(folders[k - 1])
     }
 }

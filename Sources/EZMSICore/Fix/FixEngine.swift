@@ -22,6 +22,13 @@ struct FixStats {
     var unscannable = Sample()
     var otherFilesystems = Sample()
     var failures = Sample()
+    /// Entries ezmsi refuses to change (set-uid/set-gid files, hard-linked files, devices, FIFOs, sockets): `path: why`.
+    var refused = Sample()
+    /// Entries that were not the judged object any more when the change was due (renamed, exchanged, replaced,
+    /// changed, or on another mount): skipped.
+    var replaced = Sample()
+    /// State records journaled.
+    var journaled = 0
     var batches = 0
 
     mutating func merge(_ o: FixStats) {
@@ -40,6 +47,9 @@ struct FixStats {
         unscannable.merge(o.unscannable)
         otherFilesystems.merge(o.otherFilesystems)
         failures.merge(o.failures)
+        refused.merge(o.refused)
+        replaced.merge(o.replaced)
+        journaled += o.journaled
         batches += o.batches
     }
 
@@ -57,6 +67,8 @@ final class FixContext: @unchecked Sendable {
     let rootFD: Int32
     let rootDev: UInt64
     let rootIno: UInt64
+    /// The root's mount id: no entry on another mount (bind mounts of the same file system included) is changed.
+    let rootMountID: UInt64
     /// "You" for the privilege count (SUDO_UID under sudo, else the effective uid).
     let you: UInt32
     /// The invoking process when it is not root: a directory it cannot list gets its change before the walker
@@ -68,18 +80,12 @@ final class FixContext: @unchecked Sendable {
     private let lock = NSLock()
     private(set) var error: Error?
     private var batchCount = 0
-    /// (dev, ino) of regular files with several links already decided on (a file reached twice changes once).
-    private var hardlinks = Set<InodeKey>()
-
-    struct InodeKey: Hashable {
-        var dev: UInt64
-        var ino: UInt64
-        /// The bits wanted there (the same file linked where it needs more is decided again).
-        var bits: UInt16
-    }
+    /// Journal ids of directories (0 is the root).
+    private let directoryIDs = Atomic<UInt64>(0)
 
     init(kind: FixPlanKind, identity: ContainerIdentity, rules: RequirementRules, journal: JournalWriter?, rootFD: Int32,
-         rootDev: UInt64, rootIno: UInt64, batchLimit: Int) {
+         rootDev: UInt64, rootIno: UInt64, rootMountID: UInt64, batchLimit: Int) {
+        self.rootMountID = rootMountID
         self.kind = kind
         decider = FixDecider(kind: kind, identity: identity)
         self.rules = rules
@@ -128,31 +134,32 @@ final class FixContext: @unchecked Sendable {
         return batchCount
     }
 
-    /// True the first time a multiply-linked file is seen (for these wanted bits).
-    func firstVisit(dev: UInt64, ino: UInt64, bits: Perm) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return hardlinks.insert(InodeKey(dev: dev, ino: ino, bits: bits.rawValue)).inserted
-    }
+    func nextDirectoryID() -> UInt64 { directoryIDs.add(1, ordering: .relaxed).newValue }
 }
 
-/// The pending changes of one batch: their journal lines (written and fsync'ed first), then the changes.
+/// The pending changes of one batch. Each batch is journaled (one fsync) before any of its changes is made, and each
+/// change is made through a descriptor of the object that was judged (see `ObjectAccess`).
 /// Holds duplicated descriptors of the directories the entries are in (at most `maxDirectoriesPerBatch`).
 final class FixBatch {
     struct Op {
-        /// Index in `directories`; -1 = the root itself (changed through the root descriptor).
+        /// Index in `directories`; -1 = the root itself.
         var slot: Int32
         /// The relative path (NUL-terminated) in `paths`; the name is its last component.
         var pathStart: Int32
         var nameOffset: Int32
-        var ino: UInt64
-        var isDirectory: Bool
+        /// Journal id of the directory that contains the entry (nil for the root).
+        var parent: UInt64?
+        /// What the walk judged: identity and security attributes.
+        var judged: ObjectAccess.Identity
+        /// The access and default ACL bytes judged (ranges in `bytes`; nil: none).
+        var access: Range<Int>?
+        var defaultACL: Range<Int>?
         var change: EntryChange
     }
 
-    var journal = JSONLine(capacity: 1 << 16)
     var ops: [Op] = []
     var paths: [CChar] = []
+    var bytes: [UInt8] = []
     var directories: [Int32] = []
     /// The parent directory (absolute path bytes) and descriptor of the last slot.
     var lastParentPath: [CChar] = []
@@ -165,9 +172,24 @@ final class FixBatch {
         directories.removeAll(keepingCapacity: true)
         ops.removeAll(keepingCapacity: true)
         paths.removeAll(keepingCapacity: true)
-        journal.bytes.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)
         lastParentPath.removeAll(keepingCapacity: true)
         lastParentFD = -1
+    }
+
+    func range(_ raw: UnsafeRawBufferPointer?) -> Range<Int>? {
+        guard let raw else { return nil }
+        let start = bytes.count
+        bytes.append(contentsOf: raw)
+        return start..<bytes.count
+    }
+
+    func matches(_ read: XattrRead, _ judged: Range<Int>?) -> Bool {
+        switch read {
+        case .value(let b): return judged.map { bytes[$0].elementsEqual(b) } ?? false
+        case .absent, .unsupported: return judged == nil
+        case .failed: return false
+        }
     }
 }
 
@@ -178,6 +200,8 @@ struct FixVisitor: TreeVisitor {
     let batch = FixBatch()
     private var accessCache = ACLDecodeCache()
     private var defaultCache = ACLDecodeCache()
+    /// The journal id given to the directory visited last (handed to the walker by `token(forDirectory:)`).
+    private var lastDirectoryID: UInt64 = 0
 
     init(ctx: FixContext) { self.ctx = ctx }
 
@@ -186,6 +210,34 @@ struct FixVisitor: TreeVisitor {
         case .otherFilesystem: stats.otherFilesystems.add(path)
         default: stats.unscannable.add("\(path): \(reason)")
         }
+    }
+
+    /// A directory the walk enters: its journal record (identity, parent, name) is written now, before any of its
+    /// entries is changed; the batch fsync that precedes those changes makes it durable with them.
+    mutating func token(forDirectory entry: TreeEntry) -> UInt64 {
+        if entry.depth == 0 { return 0 }
+        guard let journal = ctx.journal else { return 0 }
+        let id = lastDirectoryID
+        var line = JSONLine()
+        line.raw("{\"dir\":")
+        line.number(id)
+        line.raw(",\"in\":")
+        line.number(entry.parentToken)
+        Self.nameField(&line, entry.name)
+        line.raw(",\"dev\":")
+        line.number(entry.identity.dev)
+        line.raw(",\"ino\":")
+        line.number(entry.identity.ino)
+        line.raw(",\"btime\":")
+        if let b = entry.identity.btime { line.number(b) } else { line.raw("null") }
+        line.raw("}")
+        line.newline()
+        do { try journal.append(line.bytes, sync: false) } catch { ctx.fail(error) }
+        return id
+    }
+
+    static func nameField(_ line: inout JSONLine, _ name: UnsafePointer<CChar>) {
+        line.pathField(UnsafeRawBufferPointer(start: name, count: strlen(name)), key: ",\"name\":", hexKey: ",\"nameHex\":")
     }
 
     private mutating func decode(_ raw: UnsafeRawBufferPointer, isDefault: Bool) -> FileACL? {
@@ -214,9 +266,11 @@ struct FixVisitor: TreeVisitor {
             return .skipChildren
         case .other:
             stats.others += 1
+            stats.refused.add("\(entry.relativePath): a device, FIFO or socket; ezmsi never changes one")
             return .skipChildren
         case .directory:
             stats.directories += 1
+            if entry.depth > 0 { lastDirectoryID = ctx.nextDirectoryID() }
         case .file:
             stats.files += 1
         }
@@ -231,10 +285,6 @@ struct FixVisitor: TreeVisitor {
         let selection = ctx.rules.select(kind: kind, depth: entry.depth, name: entry.name, context: entry.context)
         let isDirectory = kind == .directory
         if !isDirectory && selection.ops.isEmpty { return .descend(context: selection.childContext) }
-        if !isDirectory && st.st_nlink > 1 && !ctx.firstVisit(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino),
-                                                                          bits: RequirementRules.bits(selection.ops)) {
-            return .descend(context: selection.childContext)
-        }
 
         // The access ACL: the walker's read, or ours for the few files it did not read (download's log file).
         var accessBytes: [UInt8]? = nil
@@ -291,6 +341,23 @@ struct FixVisitor: TreeVisitor {
                                               defaultBits: selection.defaultBits) else {
             return .descend(context: selection.childContext)
         }
+        // Create no privilege: a set-uid/set-gid file is never changed (a chmod could keep the bit on a file someone
+        // else now controls, a chown could hand it over), nor a file with more than one name (another name can be
+        // outside the folder; protected_hardlinks does not stop links to one's own files or to files one may write).
+        if !isDirectory {
+            if st.st_mode & UInt32(S_ISUID | S_ISGID) != 0 {
+                stats.refused.add("\(entry.relativePath): set-uid/set-gid file; ezmsi never changes one (if the container "
+                    + "must read it, clear the bits first: chmod u-s,g-s -- FILE)")
+                return .descend(context: selection.childContext)
+            }
+            if st.st_nlink > 1 {
+                stats.refused.add("\(entry.relativePath): \(st.st_nlink) hard links; another link may be outside the "
+                    + "folder, so ezmsi does not change it (find them: find / -xdev -samefile FILE; if all are yours, "
+                    + "give it its own inode: cp -p -- FILE FILE.new && mv -- FILE.new FILE)")
+                return .descend(context: selection.childContext)
+            }
+            if let m = change.mode { change.mode = m & ~UInt32(S_ISUID | S_ISGID) }
+        }
         if change.stillDenied {
             stats.stillDenied.add(entry.relativePath)
         }
@@ -324,11 +391,10 @@ struct FixVisitor: TreeVisitor {
             let before = InodeSecurity(uid: st.st_uid, gid: st.st_gid, mode: st.st_mode, acl: access)
             if !AccessEvaluator.evaluate(.listDirectory, identity: invoker, inode: before).allowed { urgent = true }
         }
-        let accessRaw: UnsafeRawBufferPointer? = entry.rawAccessACL
         if let accessBytes {
-            accessBytes.withUnsafeBytes { enqueue(entry, change, access: UnsafeRawBufferPointer($0), defaultRead: defaultRead) }
+            accessBytes.withUnsafeBytes { enqueue(entry, change, access: $0, defaultRead: defaultRead) }
         } else {
-            enqueue(entry, change, access: accessRaw, defaultRead: defaultRead)
+            enqueue(entry, change, access: entry.rawAccessACL, defaultRead: defaultRead)
         }
         if urgent || batch.ops.count >= ctx.batchLimit { flush() }
         return ctx.aborted.load(ordering: .relaxed) ? .stop : .descend(context: selection.childContext)
@@ -343,11 +409,9 @@ struct FixVisitor: TreeVisitor {
         if change.defaultACL != nil { stats.defaultACLs += 1 }
     }
 
-    /// Journals the entry's current state into the batch and queues the change.
+    /// Queues the change with what was judged (identity, ACL bytes).
     private mutating func enqueue(_ entry: TreeEntry, _ change: EntryChange, access: UnsafeRawBufferPointer?,
                                   defaultRead: XattrRead) {
-        let st = entry.stat
-        let isDirectory = entry.kind == .directory
         // The directory slot.
         var slot: Int32 = -1
         if entry.depth > 0 {
@@ -382,52 +446,64 @@ struct FixVisitor: TreeVisitor {
         }
         batch.paths.append(0)
         let nameOffset = entry.depth == 0 ? 0 : Int32(relLength - strlen(entry.name))
-
-        // The journal line.
-        let j = batch
-        j.journal.raw("{")
-        if entry.depth == 0 {
-            j.journal.raw("\"path\":\".\"")
-        } else {
-            j.journal.pathField(UnsafeRawBufferPointer(start: entry.path + relStart, count: relLength))
-        }
-        j.journal.raw(isDirectory ? ",\"type\":\"d\",\"dev\":" : ",\"type\":\"f\",\"dev\":")
-        j.journal.number(UInt64(st.st_dev))
-        j.journal.raw(",\"ino\":")
-        j.journal.number(UInt64(st.st_ino))
-        j.journal.raw(",\"mode\":")
-        j.journal.number(st.st_mode & 0o7777)
-        j.journal.raw(",\"uid\":")
-        j.journal.number(st.st_uid)
-        j.journal.raw(",\"gid\":")
-        j.journal.number(st.st_gid)
-        j.journal.raw(",\"acl\":")
-        j.journal.hexOrNull(access)
-        j.journal.raw(",\"defaultAcl\":")
-        if case .value(let b) = defaultRead {
-            b.withUnsafeBytes { j.journal.hex($0) }
-        } else {
-            j.journal.raw("null")
-        }
-        j.journal.raw("}")
-        j.journal.newline()
-
-        batch.ops.append(FixBatch.Op(slot: slot, pathStart: pathStart, nameOffset: nameOffset, ino: UInt64(st.st_ino),
-                                     isDirectory: isDirectory, change: change))
+        var defaultRange: Range<Int>?
+        if case .value(let b) = defaultRead { defaultRange = b.withUnsafeBytes { batch.range($0) } }
+        var judged = entry.identity
+        judged.mountID = ctx.rootMountID
+        batch.ops.append(FixBatch.Op(slot: slot, pathStart: pathStart, nameOffset: nameOffset,
+                                     parent: entry.depth == 0 ? nil : entry.parentToken, judged: judged,
+                                     access: batch.range(access), defaultACL: defaultRange, change: change))
     }
 
-    /// Writes and syncs the batch's journal lines, then makes its changes.
+    /// Opens and verifies every entry of the batch, journals each one's identity and state (one write, one fsync),
+    /// then makes the changes, each through its verified descriptor after checking it once more.
     mutating func flush() {
         guard !batch.ops.isEmpty, let journal = ctx.journal else { return }
-        do {
-            try journal.append(batch.journal.bytes)
-        } catch {
-            ctx.fail(error)
-            batch.reset()
-            return
+        var objects = [VerifiedObject?](repeating: nil, count: batch.ops.count)
+        defer { for o in objects { o?.close() } }
+        var line = JSONLine(capacity: 1 << 16)
+        batch.paths.withUnsafeBufferPointer { paths in
+            for (k, op) in batch.ops.enumerated() {
+                let path = paths.baseAddress! + Int(op.pathStart)
+                let name = path + Int(op.nameOffset)
+                let opened: Result<VerifiedObject, VerifiedObject.Refusal>
+                if op.slot < 0 {
+                    let dup = fcntl(ctx.rootFD, F_DUPFD_CLOEXEC, 0)
+                    opened = dup < 0 ? .failure(.gone(errno)) : VerifiedObject.verify(pathFD: dup, judged: op.judged, mountID: ctx.rootMountID)
+                } else {
+                    opened = VerifiedObject.open(batch.directories[Int(op.slot)], name, judged: op.judged, mountID: ctx.rootMountID)
+                }
+                let object: VerifiedObject
+                switch opened {
+                case .success(let o): object = o
+                case .failure(let why):
+                    stats.replaced.add(String(cString: path) + ": " + Self.describe(why))
+                    continue
+                }
+                // The ACLs judged are still the ones there (a setfacl in between changes nothing else we compare).
+                if !batch.matches(object.getXattr(Xattr.accessName), op.access)
+                    || (op.judged.isDirectory && !batch.matches(object.getXattr(Xattr.defaultName), op.defaultACL)) {
+                    object.close()
+                    stats.replaced.add(String(cString: path) + ": " + Self.describe(.replaced))
+                    continue
+                }
+                objects[k] = object
+                stats.journaled += 1
+                record(&line, op, name: op.slot < 0 ? nil : name, generation: object.generation)
+            }
+        }
+        if !line.bytes.isEmpty {
+            do {
+                try journal.append(line.bytes)
+            } catch {
+                ctx.fail(error)
+                batch.reset()
+                return
+            }
         }
         batch.paths.withUnsafeBufferPointer { paths in
-            for op in batch.ops {
+            for (k, op) in batch.ops.enumerated() {
+                guard let object = objects[k] else { continue }
                 if ctx.aborted.load(ordering: .relaxed) { break }
                 if let hook = FolderFixer.testHookBeforeChange {
                     do { try hook(ctx.nextChange()) } catch {
@@ -435,12 +511,15 @@ struct FixVisitor: TreeVisitor {
                         break
                     }
                 }
-                let path = paths.baseAddress! + Int(op.pathStart)
-                let name = path + Int(op.nameOffset)
-                if let failure = apply(op, name: name) {
-                    stats.failures.add(String(cString: path) + ": " + failure)
+                let path = String(cString: paths.baseAddress! + Int(op.pathStart))
+                guard let now = object.current(), now.sameAsJudged(op.judged) else {
+                    stats.replaced.add(path + ": " + Self.describe(.replaced))
+                    continue
+                }
+                if let failure = apply(op.change, to: object) {
+                    stats.failures.add(path + ": " + failure)
                 } else {
-                    count(op.change, isDirectory: op.isDirectory)
+                    count(op.change, isDirectory: op.judged.isDirectory)
                 }
             }
         }
@@ -453,45 +532,60 @@ struct FixVisitor: TreeVisitor {
         }
     }
 
-    /// One entry's changes: owner, access ACL, mode, default ACL. nil, or what failed.
-    private func apply(_ op: FixBatch.Op, name: UnsafePointer<CChar>) -> String? {
-        let c = op.change
-        if op.slot < 0 {
-            let h = EntryHandle(fd: ctx.rootFD, isPath: false)
-            if let o = c.owner, h.chown(o.uid, o.gid) != 0 { return "chown: " + String(cString: strerror(errno)) }
-            if let a = c.access {
-                let e = a.xattr.withUnsafeBytes { h.setXattr(Xattr.accessName, $0) }
-                if e != 0 { return "set ACL: " + String(cString: strerror(e)) }
-            }
-            if let m = c.mode {
-                let e = h.chmod(m)
-                if e != 0 { return "chmod: " + String(cString: strerror(e)) }
-            }
-            if let d = c.defaultACL {
-                let e = d.xattr.withUnsafeBytes { h.setXattr(Xattr.defaultName, $0) }
-                if e != 0 { return "set default ACL: " + String(cString: strerror(e)) }
-            }
-            return nil
+    static func describe(_ why: VerifiedObject.Refusal) -> String {
+        switch why {
+        case .gone(let e): return "gone during the fix (" + String(cString: strerror(e)) + "); not changed"
+        case .otherMount: return "on another mount; not changed"
+        case .replaced: return "replaced or changed during the fix; not changed (run ezmsi fix again)"
+        case .notFileOrDirectory: return "not a directory or regular file any more; not changed"
         }
-        let dirfd = batch.directories[Int(op.slot)]
+    }
+
+    /// One journal record: where the object is (parent directory record + name), what identifies it, and its state
+    /// before the change.
+    private func record(_ j: inout JSONLine, _ op: FixBatch.Op, name: UnsafePointer<CChar>?, generation: UInt32?) {
+        let id = op.judged
+        j.raw("{\"in\":")
+        if let parent = op.parent { j.number(parent) } else { j.raw("null") }
+        if let name { Self.nameField(&j, name) } else { j.raw(",\"name\":\".\"") }
+        j.raw(id.isDirectory ? ",\"type\":\"d\",\"dev\":" : ",\"type\":\"f\",\"dev\":")
+        j.number(id.dev)
+        j.raw(",\"ino\":")
+        j.number(id.ino)
+        j.raw(",\"btime\":")
+        if let b = id.btime { j.number(b) } else { j.raw("null") }
+        j.raw(",\"gen\":")
+        if let g = generation { j.number(g) } else { j.raw("null") }
+        j.raw(",\"mode\":")
+        j.number(id.mode & 0o7777)
+        j.raw(",\"uid\":")
+        j.number(id.uid)
+        j.raw(",\"gid\":")
+        j.number(id.gid)
+        j.raw(",\"acl\":")
+        if let r = op.access { batch.bytes[r].withUnsafeBytes { j.hex($0) } } else { j.raw("null") }
+        j.raw(",\"defaultAcl\":")
+        if let r = op.defaultACL { batch.bytes[r].withUnsafeBytes { j.hex($0) } } else { j.raw("null") }
+        j.raw("}")
+        j.newline()
+    }
+
+    /// One entry's changes, through its verified descriptor: owner, access ACL, mode, default ACL. nil, or what failed.
+    private func apply(_ c: EntryChange, to h: VerifiedObject) -> String? {
         if let o = c.owner {
-            let e = FixSys.chown(dirfd: dirfd, name: name, uid: o.uid, gid: o.gid)
+            let e = h.chown(o.uid, o.gid)
             if e != 0 { return "chown: " + String(cString: strerror(e)) }
         }
         if let a = c.access {
-            let e = a.xattr.withUnsafeBytes {
-                FixSys.setXattr(dirfd: dirfd, name: name, attr: Xattr.accessName, value: $0, expectedIno: op.ino)
-            }
+            let e = a.xattr.withUnsafeBytes { h.setXattr(Xattr.accessName, $0) }
             if e != 0 { return "set ACL: " + String(cString: strerror(e)) }
         }
         if let m = c.mode {
-            let e = FixSys.chmod(dirfd: dirfd, name: name, mode: m, expectedIno: op.ino)
+            let e = h.chmod(m)
             if e != 0 { return "chmod: " + String(cString: strerror(e)) }
         }
         if let d = c.defaultACL {
-            let e = d.xattr.withUnsafeBytes {
-                FixSys.setXattr(dirfd: dirfd, name: name, attr: Xattr.defaultName, value: $0, expectedIno: op.ino)
-            }
+            let e = d.xattr.withUnsafeBytes { h.setXattr(Xattr.defaultName, $0) }
             if e != 0 { return "set default ACL: " + String(cString: strerror(e)) }
         }
         return nil

@@ -2,21 +2,28 @@ import Foundation
 import Glibc
 import Synchronization
 
-/// The fix journal: JSON lines.
+/// The fix journal: JSON lines, version 2.
 ///
-///     {"version":1,"kind":"acl","root":"/abs/root","rootDev":2049,"rootIno":1234,"uid":1000,"gid":1000,"createdRoot":false,"need":"write-tree","startedAt":"2025-01-02T03:04:05.678Z"}
+///     {"version":2,"kind":"acl","root":"/abs/root","rootDev":2049,"rootIno":1234,"rootBtime":…,"uid":1000,"gid":1000,"createdRoot":false,"need":"write-tree","startedAt":"…"}
 ///     {"created":true,"rootDev":2049,"rootIno":1234}                      (only when the fix created the root)
-///     {"path":"a/b.csv","type":"f","dev":2049,"ino":5678,"mode":416,"uid":0,"gid":0,"acl":null,"defaultAcl":null}
+///     {"dir":7,"in":0,"name":"a","dev":2049,"ino":5677,"btime":…}        (a directory entered; 0 is the root)
+///     {"in":7,"name":"b.csv","type":"f","dev":2049,"ino":5678,"btime":…,"gen":…,"mode":416,"uid":0,"gid":0,"acl":null,"defaultAcl":null}
+///     {"in":null,"name":".","type":"d",…}                                (the root's own record)
 ///     ...
-///     {"complete":true,"changed":200201,"failed":0,"finishedAt":"…"}
+///     {"complete":true,"records":200201,"changed":200201,"failed":0,"finishedAt":"…"}
 ///     {"undone":true,"restored":200201,"skipped":0,"at":"…"}             (appended by undo)
 ///
-/// `path` is relative to the root (`.` = the root); names that are not UTF-8 are written as `pathHex` instead.
-/// `mode` is `st_mode & 0o7777`; `acl` / `defaultAcl` are the raw `system.posix_acl_access` / `_default` attribute
+/// Each path is stored once: a record names its directory's record (`in`) and its own name (`nameHex` when the name
+/// is not UTF-8), so the journal grows linearly with the entries whatever the depth. `btime` (nanoseconds) and `gen`
+/// (the inode generation) identify the object beyond its inode number where the filesystem has them (null where
+/// not). `mode` is `st_mode & 0o7777`; `acl` / `defaultAcl` are the raw `system.posix_acl_access` / `_default`
 /// bytes in hex, null when the entry had none. Records are written in batches, each fsync'ed before any of its
 /// changes is made; a record whose change was never made restores nothing (the state already equals it).
+///
+/// Journals live in a state folder that only the invoking user can write, reached without following a symlink at
+/// any component (`StateFolder`); `undo` refuses a journal that someone else could have written.
 enum FixJournal {
-    static let version = 1
+    static let version = 2
 
     /// `fix-<UTC yyyyMMdd-HHmmss>-<pid>.jsonl`
     static func fileName(date: Date, pid: Int32, attempt: Int) -> String {
@@ -39,18 +46,91 @@ enum FixJournal {
                       tm.tm_hour, tm.tm_min, tm.tm_sec, ms)
     }
 
-    /// Creates `directory` and its missing parents with mode 0700.
-    static func makeDirectory(_ directory: String) throws {
+}
+
+/// A folder reached from `/` one component at a time with `O_NOFOLLOW | O_DIRECTORY`, so no symlink anywhere in its
+/// path is followed. The folder itself must be owned by the invoking user (or root) and writable by nobody else.
+enum StateFolder {
+    struct Refusal: Error, CustomStringConvertible {
+        var path: String
+        var why: String
+        var description: String { "\(path): \(why)" }
+    }
+
+    /// Opens `path` (absolute); with `create`, missing components are made with mode 0700. The descriptor is O_RDONLY.
+    static func open(_ path: String, create: Bool) throws -> Int32 {
+        guard path.hasPrefix("/") else { throw Refusal(path: path, why: "not an absolute path") }
+        let components = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        var fd = Glibc.open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw Refusal(path: "/", why: String(cString: strerror(errno))) }
+        var walked = ""
+        for (k, c) in components.enumerated() {
+            walked += "/" + c
+            if c == "." || c == ".." { Glibc.close(fd); throw Refusal(path: walked, why: "a . or .. component") }
+            var next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if next < 0 && errno == ENOENT && create {
+                if mkdirat(fd, c, 0o700) != 0 && errno != EEXIST {
+                    let e = errno
+                    Glibc.close(fd)
+                    throw Refusal(path: walked, why: "cannot create: " + String(cString: strerror(e)))
+                }
+                next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
+            let e = errno
+            Glibc.close(fd)
+            guard next >= 0 else {
+                if e == ELOOP || e == ENOTDIR {
+                    var st = stat()
+                    if lstat(walked, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK {
+                        throw Refusal(path: walked, why: "is a symlink; ezmsi does not follow symlinks to its state folder")
+                    }
+                }
+                throw Refusal(path: walked, why: String(cString: strerror(e)))
+            }
+            fd = next
+            if k == components.count - 1 {
+                do { try checkPrivate(fd, path: walked, what: "folder") } catch { Glibc.close(fd); throw error }
+            }
+        }
+        return fd
+    }
+
+    /// Owned by the invoking user or root, not writable by group or others.
+    static func checkPrivate(_ fd: Int32, path: String, what: String) throws {
         var st = stat()
-        if stat(directory, &st) == 0 {
-            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw FixError.journal("\(directory) is not a directory", ENOTDIR) }
-            return
+        guard fstat(fd, &st) == 0 else { throw Refusal(path: path, why: String(cString: strerror(errno))) }
+        let euid = geteuid()
+        guard st.st_uid == euid || st.st_uid == 0 else {
+            throw Refusal(path: path, why: "the \(what) belongs to uid \(st.st_uid), not to you (uid \(euid)) or root; "
+                + "someone else could have written it")
         }
-        let parent = (directory as NSString).deletingLastPathComponent
-        if !parent.isEmpty && parent != directory { try makeDirectory(parent) }
-        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-            throw FixError.journal("cannot create \(directory)", errno)
+        guard st.st_mode & 0o022 == 0 else {
+            throw Refusal(path: path, why: "the \(what) is writable by group or others (mode "
+                + String(st.st_mode & 0o7777, radix: 8) + "); someone else could have written it (chmod go-w)")
         }
+    }
+
+    /// Opens a journal for undo: its folder as `open` checks it, the file itself not a symlink, a regular file with one
+    /// link, owned by the invoking user or root and writable by nobody else.
+    static func openJournal(_ path: String) throws -> Int32 {
+        let slash = path.lastIndex(of: "/") ?? path.startIndex
+        let directory = slash == path.startIndex ? "/" : String(path[..<slash])
+        let name = String(path[path.index(after: slash)...])
+        let dirfd = try open(directory, create: false)
+        defer { Glibc.close(dirfd) }
+        let fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            let e = errno
+            if e == ELOOP { throw Refusal(path: path, why: "the journal is a symlink") }
+            throw Refusal(path: path, why: String(cString: strerror(e)))
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_nlink == 1 else {
+            Glibc.close(fd)
+            throw Refusal(path: path, why: "not a regular file with one link")
+        }
+        do { try checkPrivate(fd, path: path, what: "journal") } catch { Glibc.close(fd); throw error }
+        return fd
     }
 }
 
@@ -85,13 +165,17 @@ final class JournalWriter: @unchecked Sendable {
 
     private func openLocked() throws {
         guard fd < 0 else { return }
-        try FixJournal.makeDirectory(directory)
+        let dfd: Int32
+        do { dfd = try StateFolder.open(directory, create: true) } catch let r as StateFolder.Refusal {
+            throw FixError.untrustedState(r.description)
+        }
+        defer { Glibc.close(dfd) }
         let now = Date()
         var attempt = 0
         while true {
             let name = FixJournal.fileName(date: now, pid: getpid(), attempt: attempt)
             let candidate = directory.hasSuffix("/") ? directory + name : directory + "/" + name
-            let f = Glibc.open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            let f = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
             if f >= 0 {
                 fd = f
                 path = candidate
@@ -108,8 +192,7 @@ final class JournalWriter: @unchecked Sendable {
         try writeLocked(header)
         if fsync(fd) != 0 { throw FixError.journal("cannot sync \(path!)", errno) }
         // The new name must survive a crash too.
-        let dfd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 { _ = fsync(dfd); Glibc.close(dfd) }
+        _ = fsync(dfd)
     }
 
     private func writeLocked(_ bytes: [UInt8]) throws {
@@ -144,12 +227,15 @@ final class JournalWriter: @unchecked Sendable {
         if sync && fsync(fd) != 0 { throw FixError.journal("cannot sync \(path!)", errno) }
     }
 
-    /// Removes the journal file (a fix that failed before changing anything).
+    /// Removes the journal file (a fix that failed before changing anything), through the verified folder.
     func discard() {
         lock.lock()
         defer { lock.unlock() }
         if fd >= 0 { Glibc.close(fd); fd = -1 }
-        if let path { unlink(path) }
+        if let path, let dfd = try? StateFolder.open(directory, create: false) {
+            _ = unlinkat(dfd, String(path.split(separator: "/").last ?? ""), 0)
+            Glibc.close(dfd)
+        }
         path = nil
     }
 
@@ -249,8 +335,8 @@ struct JSONLine {
 }
 
 extension FixJournal {
-    static func headerLine(kind: FixPlanKind, root: String, rootDev: UInt64?, rootIno: UInt64?, identity: ContainerIdentity,
-                           need: FolderNeed, createdRoot: Bool) -> [UInt8] {
+    static func headerLine(kind: FixPlanKind, root: String, rootDev: UInt64?, rootIno: UInt64?, rootBtime: Int64? = nil,
+                           identity: ContainerIdentity, need: FolderNeed, createdRoot: Bool) -> [UInt8] {
         var j = JSONLine()
         j.raw("{\"version\":")
         j.number(version)
@@ -261,6 +347,8 @@ extension FixJournal {
         if let rootDev { j.number(rootDev) } else { j.raw("null") }
         j.raw(",\"rootIno\":")
         if let rootIno { j.number(rootIno) } else { j.raw("null") }
+        j.raw(",\"rootBtime\":")
+        if let rootBtime { j.number(rootBtime) } else { j.raw("null") }
         j.raw(",\"uid\":")
         j.number(identity.uid)
         j.raw(",\"gid\":")

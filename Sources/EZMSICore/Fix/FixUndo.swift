@@ -2,109 +2,189 @@ import Foundation
 import Glibc
 
 extension FolderFixer {
-    /// Restores exactly what the journal recorded (reverse order); verifies device+inode before touching an entry;
-    /// never follows symlinks.
+    /// Restores exactly what the journal recorded, last record first.
     ///
-    /// Each entry is reached component by component from the root with `openat(O_PATH | O_NOFOLLOW)`, its device and
-    /// inode compared with the record, and only then changed through that descriptor: owner (`fchownat`
-    /// `AT_EMPTY_PATH`), access and default ACL (the exact attribute bytes, or removed when there was none), and last
-    /// the mode (`& 0o7777`; after the ACL because the mode's group bits are the ACL mask, and after the chown because
-    /// chown clears setuid/setgid). Entries already in their recorded state are not written (a fix killed before it
-    /// changed them). A journal that was undone already is left alone.
-    public static func undo(journal: String) throws -> UndoOutcome {
+    /// 1. The journal is opened only if nobody else could have written it (`StateFolder.openJournal`).
+    /// 2. The whole journal is read and verified before anything changes (`JournalContents.read`): a damaged or
+    ///    truncated line, an unknown field or value, a record naming a directory not recorded before it, a set-uid or
+    ///    set-gid mode on a file — and the journal is refused with its file and line.
+    /// 3. Each entry is reached from the root through the recorded directories, one name at a time, each directory
+    ///    verified (device, inode, birth time, mount) and held with a bounded number of descriptors at any depth
+    ///    (`DirectoryReacher`); the entry is verified the same way (plus its generation) and changed only through its
+    ///    descriptor: owner, access ACL, default ACL, then the mode (the mode's group bits are the ACL mask; chown
+    ///    clears set-uid/set-gid).
+    /// 4. The journal is marked undone only when every record was restored, already original, or skipped because it
+    ///    is not the journaled object any more; otherwise the command fails, lists what is left, and a retry resumes.
+    public static func undo(journal: String, dryRun: Bool = false) throws -> UndoOutcome {
         let start = monotonicMs()
-        let fd = open(journal, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { throw FixError.journal("cannot open \(journal)", errno) }
+        let fd: Int32
+        do { fd = try StateFolder.openJournal(journal) } catch let r as StateFolder.Refusal {
+            throw FixError.untrustedState(r.description)
+        }
         defer { close(fd) }
-        guard let headerLine = readFirstLine(fd: fd), let header = FlatJSON.parse(headerLine[...]),
-              header["version"]?.int == FixJournal.version else {
-            throw FixError.badJournal("\(journal) has no fix journal header")
-        }
-        let root: String
-        if let r = header["root"]?.string {
-            root = r
-        } else if let hex = header["rootHex"]?.string, let bytes = FlatJSON.unhex(hex) {
-            root = String(decoding: bytes, as: UTF8.self)
-        } else {
-            throw FixError.badJournal("\(journal): no root in the header")
-        }
-        let createdRoot = header["createdRoot"]?.bool ?? false
-        var rootDev = header["rootDev"]?.uint64
-        var rootIno = header["rootIno"]?.uint64
+        let contents = try JournalContents.read(fd: fd, path: journal)
         var outcome = UndoOutcome(restored: 0, skipped: [], removedCreatedRoot: false)
-
-        // The lines, last first: markers at the end, the records, then (for a created root) the creation line.
-        let reader = ReverseLineReader(fd: fd)
-        var sawRecord = false
-        var firstRecord: [UInt8]?
-        while !sawRecord, let line = reader.previous() {
-            guard let object = FlatJSON.parse(line[...]) else { continue }  // a line cut short by a kill
-            if object["undone"]?.bool == true {
-                outcome.alreadyUndone = true
-                outcome.durationMs = monotonicMs() - start
-                return outcome
-            }
-            if object["path"] != nil || object["pathHex"] != nil {
-                sawRecord = true
-                firstRecord = line
-            }
-        }
-        if createdRoot && rootDev == nil {
-            // The creation line is right after the header.
-            var offset = headerLine.count + 1
-            if let second = readLine(fd: fd, offset: &offset), let object = FlatJSON.parse(second[...]),
-               object["created"]?.bool == true {
-                rootDev = object["rootDev"]?.uint64
-                rootIno = object["rootIno"]?.uint64
-            }
-        }
-        guard let rootDev, let rootIno else {
-            // Killed between writing the header and creating the root: nothing was done.
-            try appendUndone(fd: fd, outcome: outcome)
+        outcome.journal = journal
+        outcome.root = contents.rootDisplay
+        outcome.dryRun = dryRun
+        if contents.undone {
+            outcome.alreadyUndone = true
             outcome.durationMs = monotonicMs() - start
             return outcome
         }
-
-        let rootFD = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard let rootDev = contents.rootDev, let rootIno = contents.rootIno else {
+            // Killed between writing the header and creating the root: nothing was done.
+            if !dryRun { try appendUndone(fd: fd, outcome: outcome) }
+            outcome.durationMs = monotonicMs() - start
+            return outcome
+        }
+        let rootFD = contents.root.withUnsafeBufferPointer { open($0.baseAddress!, O_PATH | O_DIRECTORY | O_CLOEXEC) }
         guard rootFD >= 0 else {
-            if errno == ENOENT { throw FixError.rootMissing(root) }
-            throw FixError.cannotOpenRoot(root, errno)
+            if errno == ENOENT { throw FixError.rootMissing(contents.rootDisplay) }
+            throw FixError.cannotOpenRoot(contents.rootDisplay, errno)
         }
         defer { close(rootFD) }
-        var rst = stat()
-        guard fstat(rootFD, &rst) == 0, UInt64(rst.st_dev) == rootDev, UInt64(rst.st_ino) == rootIno else {
-            throw FixError.rootChanged(root)
+        guard let rootIdentity = ObjectAccess.identity(of: rootFD), rootIdentity.dev == rootDev, rootIdentity.ino == rootIno,
+              contents.rootBtime == nil || rootIdentity.btime == contents.rootBtime, let rootMountID = rootIdentity.mountID else {
+            throw FixError.rootChanged(contents.rootDisplay)
         }
+        if contents.sawBtime && rootIdentity.btime == nil { outcome.untestable.append("birth time (not recorded by this filesystem)") }
+        if !contents.sawGeneration { outcome.untestable.append("inode generation (not offered by this filesystem)") }
 
-        let restorer = Restorer(rootFD: rootFD, rootDev: rootDev)
-        defer { restorer.closeAll() }
-        var line = firstRecord
-        while let current = line {
-            if let object = FlatJSON.parse(current[...]), object["path"] != nil || object["pathHex"] != nil {
-                switch restorer.restore(object) {
-                case .restored: outcome.restored += 1
-                case .alreadyOriginal: outcome.alreadyOriginal += 1
-                case .skipped(let why): outcome.skipped.append(why)
-                }
+        let reacher = DirectoryReacher(rootFD: rootFD, rootMountID: rootMountID, directories: contents.directories)
+        defer { reacher.closeAll() }
+        let reader = ReverseLineReader(fd: fd)
+        while let line = reader.previous() {
+            guard let object = FlatJSON.parse(line[...]), let record = JournalRecord(object), case .state(let state) = record else {
+                continue  // verified already: markers, directory records, a last line cut short by a kill
             }
-            line = reader.previous()
+            let display = reacher.display(state)
+            switch restore(state, reacher: reacher, rootFD: rootFD, rootMountID: rootMountID, dryRun: dryRun) {
+            case .restored: outcome.restored += 1
+            case .alreadyOriginal: outcome.alreadyOriginal += 1
+            case .skipped(let why): outcome.skipped.append(display + ": " + why)
+            case .left(let why): outcome.left.append(display + ": " + why)
+            }
         }
-        restorer.closeAll()
+        reacher.closeAll()
 
-        if createdRoot {
+        if contents.createdRoot && outcome.left.isEmpty && !dryRun {
             // Remove the root it created, if it is still that directory and empty.
-            var st = stat()
-            if lstat(root, &st) == 0, UInt64(st.st_dev) == rootDev, UInt64(st.st_ino) == rootIno {
-                if rmdir(root) == 0 {
-                    outcome.removedCreatedRoot = true
-                } else {
-                    outcome.skipped.append(".: the fix created it; not removed: " + String(cString: strerror(errno)))
+            let parent = parentOf(contents.rootDisplay)
+            let name = (contents.rootDisplay as NSString).lastPathComponent
+            let pfd = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC)
+            if pfd >= 0 {
+                let cfd = ObjectAccess.openEntry(pfd, name, directory: true)
+                if cfd >= 0, let id = ObjectAccess.identity(of: cfd), id.dev == rootDev, id.ino == rootIno {
+                    if unlinkat(pfd, name, AT_REMOVEDIR) == 0 {
+                        outcome.removedCreatedRoot = true
+                    } else {
+                        outcome.skipped.append(".: the fix created it; not removed: " + String(cString: strerror(errno)))
+                    }
                 }
+                if cfd >= 0 { close(cfd) }
+                close(pfd)
             }
         }
-        try appendUndone(fd: fd, outcome: outcome)
+        if outcome.left.isEmpty && !dryRun { try appendUndone(fd: fd, outcome: outcome) }
         outcome.durationMs = monotonicMs() - start
         return outcome
+    }
+
+    enum RestoreResult {
+        case restored
+        case alreadyOriginal
+        /// Not the journaled object any more: left alone on purpose (does not keep the journal open).
+        case skipped(String)
+        /// Could not be restored now (a failed write, out of descriptors): the journal stays open for a retry.
+        case left(String)
+    }
+
+    static func restore(_ r: JournalRecord.State, reacher: DirectoryReacher, rootFD: Int32, rootMountID: UInt64,
+                        dryRun: Bool) -> RestoreResult {
+        let pathFD: Int32
+        if let parent = r.parent {
+            let dirfd: Int32
+            switch reacher.open(parent) {
+            case .success(let fd): dirfd = fd
+            case .failure(.replaced(let why)): return .skipped(why)
+            case .failure(.failed(let why)): return .left(why)
+            }
+            pathFD = r.name.withUnsafeBufferPointer { ObjectAccess.openEntry(dirfd, $0.baseAddress!) }
+            if pathFD < 0 {
+                let e = errno
+                if e == ENOENT { return .skipped("gone since the fix") }
+                if e == EXDEV { return .skipped("a mount is there now; left alone") }
+                if e == ELOOP { return .skipped("a symlink is there now; left alone") }
+                return .left("cannot open: " + String(cString: strerror(e)))
+            }
+        } else {
+            pathFD = fcntl(rootFD, F_DUPFD_CLOEXEC, 0)
+            if pathFD < 0 { return .left("cannot open: " + String(cString: strerror(errno))) }
+        }
+        let object: VerifiedObject
+        switch VerifiedObject.verify(pathFD: pathFD, judged: nil, mountID: rootMountID) {
+        case .success(let o): object = o
+        case .failure(.gone(let e)): return e == EMFILE || e == ENFILE ? .left(String(cString: strerror(e))) : .skipped("gone since the fix")
+        case .failure(.otherMount): return .skipped("on another mount now; left alone")
+        case .failure(.notFileOrDirectory), .failure(.replaced): return .skipped("replaced since the fix; left alone")
+        }
+        defer { object.close() }
+        let id = object.identity
+        guard id.dev == r.dev, id.ino == r.ino, id.isDirectory == r.isDirectory else {
+            return .skipped("replaced since the fix (device/inode differ); left alone")
+        }
+        if let b = r.btime, id.btime != b {
+            return .skipped("replaced since the fix (same inode number, another birth time); left alone")
+        }
+        if let g = r.generation, let now = object.generation, now != g {
+            return .skipped("replaced since the fix (same inode number, another generation); left alone")
+        }
+        if id.isRegular && id.nlink > 1 {
+            return .skipped("has \(id.nlink) hard links now; another may be outside the folder, so it is left alone")
+        }
+
+        func matches(_ read: XattrRead, _ want: [UInt8]?) -> Bool {
+            switch read {
+            case .value(let b): return b == want
+            case .absent, .unsupported: return want == nil
+            case .failed: return false
+            }
+        }
+        let wantDefault = r.isDirectory ? r.defaultACL : nil
+        let access = object.getXattr(Xattr.accessName)
+        let defaultNow = r.isDirectory ? object.getXattr(Xattr.defaultName) : .absent
+        if case .failed(let e) = access { return .left("cannot read its ACL: " + String(cString: strerror(e))) }
+        if id.uid == r.uid && id.gid == r.gid && (id.mode & 0o7777) == r.mode && matches(access, r.access)
+            && matches(defaultNow, wantDefault) {
+            return .alreadyOriginal
+        }
+        if dryRun { return .restored }
+
+        if id.uid != r.uid || id.gid != r.gid {
+            let e = object.chown(r.uid, r.gid)
+            if e != 0 { return .left("chown: " + String(cString: strerror(e))) }
+        }
+        if !matches(access, r.access) {
+            let e = r.access.map { a in a.withUnsafeBytes { object.setXattr(Xattr.accessName, $0) } } ?? object.removeXattr(Xattr.accessName)
+            if e != 0 { return .left("restore the ACL: " + String(cString: strerror(e))) }
+        }
+        if r.isDirectory && !matches(defaultNow, wantDefault) {
+            let e = wantDefault.map { d in d.withUnsafeBytes { object.setXattr(Xattr.defaultName, $0) } } ?? object.removeXattr(Xattr.defaultName)
+            if e != 0 { return .left("restore the default ACL: " + String(cString: strerror(e))) }
+        }
+        guard let now = object.current() else { return .left("cannot stat: " + String(cString: strerror(errno))) }
+        if (now.mode & 0o7777) != r.mode {
+            let e = object.chmod(r.mode)
+            if e != 0 { return .left("chmod: " + String(cString: strerror(e))) }
+        }
+        guard let final = object.current() else { return .left("cannot verify") }
+        if final.uid != r.uid || final.gid != r.gid || (final.mode & 0o7777) != r.mode
+            || !matches(object.getXattr(Xattr.accessName), r.access)
+            || !matches(r.isDirectory ? object.getXattr(Xattr.defaultName) : .absent, wantDefault) {
+            return .left("could not restore exactly (now \(final.uid):\(final.gid) " + String(final.mode & 0o7777, radix: 8) + ")")
+        }
+        return .restored
     }
 
     private static func appendUndone(fd: Int32, outcome: UndoOutcome) throws {
@@ -124,168 +204,438 @@ extension FolderFixer {
         line.string(FixJournal.timestamp())
         line.raw("}")
         line.newline()
+        guard lseek(fd, 0, SEEK_END) >= 0 else { throw FixError.journal("cannot mark the journal undone", errno) }
         let ok = line.bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) == $0.count }
         if !ok || fsync(fd) != 0 { throw FixError.journal("cannot mark the journal undone", errno) }
     }
-
-    private static func readLine(fd: Int32, offset: inout Int) -> [UInt8]? {
-        var out: [UInt8] = []
-        var block = [UInt8](repeating: 0, count: 4096)
-        while out.count < 1 << 20 {
-            let r = block.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 4096, off_t(offset)) }
-            if r <= 0 { break }
-            if let i = block[0..<r].firstIndex(of: 0x0A) {
-                out.append(contentsOf: block[0..<i])
-                offset += i + 1
-                return out
-            }
-            out.append(contentsOf: block[0..<r])
-            offset += r
-        }
-        return out.isEmpty ? nil : out
-    }
 }
 
-/// Reaches journaled entries below the root without following symlinks; keeps the directories of the last path open.
-final class Restorer {
-    enum Result {
-        case restored
-        case alreadyOriginal
-        case skipped(String)
+// MARK: - Reading a journal
+
+/// One line of a journal, checked field by field.
+enum JournalRecord {
+    struct Directory {
+        var id: UInt64
+        var parent: UInt64
+        var name: [UInt8]
+        var dev: UInt64
+        var ino: UInt64
+        var btime: Int64?
     }
 
-    private let rootFD: Int32
-    private let rootDev: UInt64
-    /// Open O_PATH descriptors of the components of the last parent path.
-    private var stack: [(name: [UInt8], fd: Int32)] = []
-
-    init(rootFD: Int32, rootDev: UInt64) {
-        self.rootFD = rootFD
-        self.rootDev = rootDev
+    struct State {
+        /// nil: the root itself.
+        var parent: UInt64?
+        /// NUL-terminated.
+        var name: [CChar]
+        var isDirectory: Bool
+        var dev: UInt64
+        var ino: UInt64
+        var btime: Int64?
+        var generation: UInt32?
+        var mode: UInt32
+        var uid: UInt32
+        var gid: UInt32
+        var access: [UInt8]?
+        var defaultACL: [UInt8]?
     }
 
-    func closeAll() {
-        for s in stack { close(s.fd) }
-        stack.removeAll()
-    }
+    case directory(Directory)
+    case state(State)
+    case created(dev: UInt64, ino: UInt64)
+    case complete(records: Int)
+    case undone
 
-    /// The directory `components` below the root, opened O_PATH | O_DIRECTORY | O_NOFOLLOW step by step.
-    private func directory(_ components: ArraySlice<[UInt8]>) -> (fd: Int32, errno: Int32) {
-        var k = 0
-        while k < stack.count && k < components.count && stack[k].name == components[components.startIndex + k] { k += 1 }
-        while stack.count > k { close(stack.removeLast().fd) }
-        for c in components.dropFirst(k) {
-            let parent = stack.last?.fd ?? rootFD
-            var name = c
-            name.append(0)
-            let fd = name.withUnsafeBufferPointer {
-                openat(parent, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self),
-                       O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            }
-            if fd < 0 { return (-1, errno) }
-            stack.append((c, fd))
+    /// nil when the line is not exactly one of the shapes the fixer writes.
+    init?(_ o: [String: JournalValue]) {
+        func name() -> [UInt8]? {
+            if let n = o["name"]?.string { return Array(n.utf8) }
+            if let h = o["nameHex"]?.string { return FlatJSON.unhex(h) }
+            return nil
         }
-        return (stack.last?.fd ?? rootFD, 0)
-    }
-
-    func restore(_ record: [String: JournalValue]) -> Result {
-        let pathBytes: [UInt8]
-        if let p = record["path"]?.string {
-            pathBytes = Array(p.utf8)
-        } else if let h = record["pathHex"]?.string, let b = FlatJSON.unhex(h) {
-            pathBytes = b
-        } else {
-            return .skipped("?: record without a path")
-        }
-        let display = String(decoding: pathBytes, as: UTF8.self)
-        guard let dev = record["dev"]?.uint64, let ino = record["ino"]?.uint64, let mode = record["mode"]?.uint32,
-              let uid = record["uid"]?.uint32, let gid = record["gid"]?.uint32 else {
-            return .skipped("\(display): incomplete record")
-        }
-        func bytes(_ key: String) -> [UInt8]?? {
-            switch record[key] {
-            case .none, .some(.null): return .some(nil)
-            case .some(.string(let s)): return FlatJSON.unhex(s).map { .some($0) } ?? nil
+        func optionalInt64(_ key: String) -> Int64?? {
+            switch o[key] {
+            case .some(.null): return .some(nil)
+            case .some(.number(let n)): return Int64(n).map { .some($0) }
             default: return nil
             }
         }
-        guard let access = bytes("acl"), let defaultACL = bytes("defaultAcl") else {
-            return .skipped("\(display): malformed ACL in the record")
+        func bytes(_ key: String) -> [UInt8]?? {
+            switch o[key] {
+            case .some(.null): return .some(nil)
+            case .some(.string(let s)): return FlatJSON.unhex(s).map { .some($0) }
+            default: return nil
+            }
         }
-
-        // Reach the entry.
-        let efd: Int32
-        if pathBytes == [0x2E] {
-            efd = fcntl(rootFD, F_DUPFD_CLOEXEC, 0)
+        func validName(_ n: [UInt8]) -> Bool { !n.isEmpty && !n.contains(0) && !n.contains(0x2F) && n != [0x2E] && n != [0x2E, 0x2E] }
+        if o["undone"]?.bool == true { self = .undone; return }
+        if o["complete"]?.bool == true {
+            guard let n = o["records"]?.int, n >= 0 else { return nil }
+            self = .complete(records: n)
+            return
+        }
+        if o["created"]?.bool == true {
+            guard let d = o["rootDev"]?.uint64, let i = o["rootIno"]?.uint64 else { return nil }
+            self = .created(dev: d, ino: i)
+            return
+        }
+        if let id = o["dir"]?.uint64 {
+            guard id > 0, let parent = o["in"]?.uint64, let n = name(), validName(n), let dev = o["dev"]?.uint64,
+                  let ino = o["ino"]?.uint64, let btime = optionalInt64("btime"), o.count == 6 else { return nil }
+            self = .directory(Directory(id: id, parent: parent, name: n, dev: dev, ino: ino, btime: btime))
+            return
+        }
+        guard o["in"] != nil, let type = o["type"]?.string, type == "d" || type == "f", let dev = o["dev"]?.uint64,
+              let ino = o["ino"]?.uint64, let btime = optionalInt64("btime"), let gen = optionalInt64("gen"),
+              let mode = o["mode"]?.uint32, mode <= 0o7777, let uid = o["uid"]?.uint32, let gid = o["gid"]?.uint32,
+              let access = bytes("acl"), let defaultACL = bytes("defaultAcl"), o.count == 12 else { return nil }
+        let parent: UInt64?
+        var n: [UInt8]
+        if o["in"] == .null {
+            guard o["name"]?.string == ".", type == "d" else { return nil }
+            parent = nil
+            n = [0x2E]
         } else {
-            let components = pathBytes.split(separator: 0x2F, omittingEmptySubsequences: true).map(Array.init)
-            guard let name = components.last, !components.contains([0x2E, 0x2E]) else {
-                return .skipped("\(display): bad path")
-            }
-            let (dirfd, e) = directory(components.dropLast())
-            guard dirfd >= 0 else { return .skipped("\(display): cannot reach its directory: " + String(cString: strerror(e))) }
-            var cname = name
-            cname.append(0)
-            efd = cname.withUnsafeBufferPointer {
-                openat(dirfd, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), O_PATH | O_NOFOLLOW | O_CLOEXEC)
-            }
+            guard let p = o["in"]?.uint64, let got = name(), validName(got) else { return nil }
+            parent = p
+            n = got
         }
-        guard efd >= 0 else { return .skipped("\(display): " + String(cString: strerror(errno))) }
-        defer { close(efd) }
-        let h = EntryHandle(fd: efd, isPath: true)
-        guard var st = h.stat() else { return .skipped("\(display): cannot stat: " + String(cString: strerror(errno))) }
-        guard UInt64(st.st_dev) == dev, UInt64(st.st_ino) == ino, dev == rootDev else {
-            return .skipped("\(display): replaced since the fix (device/inode differ); left alone")
-        }
-        let type = st.st_mode & S_IFMT
-        guard type == S_IFDIR || type == S_IFREG else { return .skipped("\(display): not a directory or file; left alone") }
-        let isDirectory = type == S_IFDIR
+        // The fixer never journals (so never restores) a set-uid/set-gid file.
+        if type == "f" && mode & UInt32(S_ISUID | S_ISGID) != 0 { return nil }
+        if let a = access, (try? FileACL(xattr: a)) == nil { return nil }
+        if let d = defaultACL, (try? FileACL(xattr: d)) == nil { return nil }
+        if type == "f" && defaultACL != nil { return nil }
+        if let g = gen, g < 0 || g > Int64(UInt32.max) { return nil }
+        n.append(0)
+        self = .state(State(parent: parent, name: n.map { CChar(bitPattern: $0) }, isDirectory: type == "d", dev: dev,
+                            ino: ino, btime: btime, generation: gen.map { UInt32($0) }, mode: mode, uid: uid, gid: gid,
+                            access: access, defaultACL: defaultACL))
+    }
+}
 
-        func current() -> (access: XattrRead, defaultACL: XattrRead)? {
-            let a = h.getXattr(Xattr.accessName)
-            let d = isDirectory ? h.getXattr(Xattr.defaultName) : .absent
-            return (a, d)
+/// A verified journal: its header and its directory records (the only part kept in memory; state records are read
+/// again, last first, when restoring).
+struct JournalContents {
+    var root: [CChar]
+    var rootDisplay: String
+    var rootDev: UInt64?
+    var rootIno: UInt64?
+    var rootBtime: Int64?
+    var createdRoot: Bool
+    var directories: [UInt64: JournalRecord.Directory] = [:]
+    var records = 0
+    var complete = false
+    var undone = false
+    var sawBtime = false
+    var sawGeneration = false
+    var kind = ""
+    var startedAt = ""
+
+    /// Longest line accepted (a record with two ACLs of 32 entries and a 255-byte hex name is under 2 KiB).
+    static let lineLimit = 1 << 16
+
+    /// Reads and checks every line. Throws `FixError.damagedJournal(path, line, why)` on the first that is wrong.
+    static func read(fd: Int32, path: String) throws -> JournalContents {
+        func damaged(_ line: Int, _ why: String) -> FixError { .damagedJournal(path, line, why) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw FixError.journal("cannot stat \(path)", errno) }
+        let size = Int(st.st_size)
+        var contents: JournalContents?
+        var lineNumber = 0
+        var offset = 0
+        var pending: [UInt8] = []
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        var sawMarkerAfterRecords = false
+        func take(_ line: [UInt8], _ number: Int) throws {
+            guard let object = FlatJSON.parse(line[...]) else { throw damaged(number, "not a JSON object") }
+            guard var c = contents else {
+                guard object["version"]?.int == FixJournal.version else {
+                    throw damaged(number, object["version"] == nil ? "no fix journal header" : "journal version \(object["version"].map { "\($0)" } ?? "?") is not \(FixJournal.version)")
+                }
+                var rootBytes: [UInt8]
+                if let r = object["root"]?.string { rootBytes = Array(r.utf8) } else if let h = object["rootHex"]?.string, let b = FlatJSON.unhex(h) { rootBytes = b } else {
+                    throw damaged(number, "no root in the header")
+                }
+                guard rootBytes.first == 0x2F, !rootBytes.contains(0) else { throw damaged(number, "the root is not an absolute path") }
+                let display = String(decoding: rootBytes, as: UTF8.self)
+                rootBytes.append(0)
+                guard let created = object["createdRoot"]?.bool, let kind = object["kind"]?.string, FixPlanKind(rawValue: kind) != nil else {
+                    throw damaged(number, "an incomplete header")
+                }
+                var h = JournalContents(root: rootBytes.map { CChar(bitPattern: $0) }, rootDisplay: display, createdRoot: created)
+                h.rootDev = object["rootDev"]?.uint64
+                h.rootIno = object["rootIno"]?.uint64
+                h.rootBtime = object["rootBtime"].flatMap { $0.isNull ? nil : Int64($0.numberText ?? "") }
+                h.kind = kind
+                h.startedAt = object["startedAt"]?.string ?? ""
+                if !created && (h.rootDev == nil || h.rootIno == nil) { throw damaged(number, "the header has no root device/inode") }
+                contents = h
+                return
+            }
+            guard let record = JournalRecord(object) else { throw damaged(number, "not a record ezmsi writes (a field is missing, unknown or out of range)") }
+            if c.undone { throw damaged(number, "a line after the undone mark") }
+            switch record {
+            case .undone:
+                c.undone = true
+            case .complete(let n):
+                if c.complete { throw damaged(number, "a second completion line") }
+                c.complete = true
+                c.records = n
+                sawMarkerAfterRecords = true
+            case .created(let dev, let ino):
+                guard c.createdRoot, c.rootDev == nil, number == 2 else { throw damaged(number, "a creation line where none belongs") }
+                c.rootDev = dev
+                c.rootIno = ino
+            case .directory(let d):
+                if c.complete { throw damaged(number, "a record after the completion line") }
+                guard d.parent == 0 || c.directories[d.parent] != nil else { throw damaged(number, "names directory \(d.parent), which no earlier line records") }
+                guard c.directories[d.id] == nil else { throw damaged(number, "directory \(d.id) recorded twice") }
+                if d.btime != nil { c.sawBtime = true }
+                c.directories[d.id] = d
+            case .state(let s):
+                if c.complete { throw damaged(number, "a record after the completion line") }
+                if c.rootDev == nil { throw damaged(number, "a record before the root was recorded") }
+                if let p = s.parent, p != 0, c.directories[p] == nil { throw damaged(number, "names directory \(p), which no earlier line records") }
+                if s.btime != nil { c.sawBtime = true }
+                if s.generation != nil { c.sawGeneration = true }
+                c.countedRecords += 1
+            }
+            _ = sawMarkerAfterRecords
+            contents = c
         }
-        func matches(_ read: XattrRead, _ want: [UInt8]?) -> Bool {
-            switch read {
-            case .value(let b): return b == want
-            case .absent, .unsupported: return want == nil
-            case .failed: return false
+        while offset < size || !pending.isEmpty {
+            var n = 0
+            if offset < size {
+                n = block.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, min($0.count, size - offset), off_t(offset)) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { throw FixError.journal("cannot read \(path)", errno) }
+                offset += n
+            }
+            var start = 0
+            var k = 0
+            while k < n {
+                if block[k] == 0x0A {
+                    pending.append(contentsOf: block[start..<k])
+                    lineNumber += 1
+                    try take(pending, lineNumber)
+                    pending.removeAll(keepingCapacity: true)
+                    start = k + 1
+                }
+                k += 1
+            }
+            pending.append(contentsOf: block[start..<n])
+            if pending.count > lineLimit { throw damaged(lineNumber + 1, "a line longer than \(lineLimit) bytes") }
+            if offset >= size {
+                if !pending.isEmpty {
+                    // A last line without its newline: the cut a kill leaves, acceptable only in a fix that did not
+                    // finish (no completion line).
+                    lineNumber += 1
+                    if contents?.complete == true || contents == nil {
+                        throw damaged(lineNumber, "the journal is truncated (a line cut short)")
+                    }
+                }
+                break
             }
         }
-        guard let before = current() else { return .skipped("\(display): cannot read its ACLs") }
-        if case .failed(let e) = before.access { return .skipped("\(display): cannot read its ACL: " + String(cString: strerror(e))) }
-        if st.st_uid == uid && st.st_gid == gid && (st.st_mode & 0o7777) == mode && matches(before.access, access)
-            && matches(before.defaultACL, isDirectory ? defaultACL : nil) {
-            return .alreadyOriginal
+        guard let result = contents else { throw damaged(1, "empty: no fix journal header") }
+        if result.complete && result.records != result.countedRecords {
+            throw damaged(lineNumber, "the completion line counts \(result.records) records, the journal has \(result.countedRecords): records are missing")
         }
+        return result
+    }
 
-        // Owner first (chown clears setuid/setgid: the mode comes last), then the ACLs, then the mode.
-        if st.st_uid != uid || st.st_gid != gid {
-            let e = h.chown(uid, gid)
-            if e != 0 { return .skipped("\(display): chown: " + String(cString: strerror(e))) }
+    /// State records seen.
+    var countedRecords = 0
+
+    init(root: [CChar], rootDisplay: String, createdRoot: Bool) {
+        self.root = root
+        self.rootDisplay = rootDisplay
+        self.createdRoot = createdRoot
+    }
+}
+
+extension JournalValue {
+    var numberText: String? { if case .number(let n) = self { return n }; return nil }
+}
+
+/// Reaches recorded directories from the root, one verified name at a time, keeping at most `maxOpen` descriptors:
+/// the path of the last directory reached is kept as a stack; going up uses `..` of a held descriptor and checks that
+/// it is the recorded parent (else the directory is reached again from the nearest held ancestor, by name).
+final class DirectoryReacher {
+    enum Failure: Error {
+        /// A directory on the way is not the recorded one: its entries are left alone.
+        case replaced(String)
+        /// A system call failed (e.g. out of descriptors): retryable.
+        case failed(String)
+    }
+
+    private let rootFD: Int32
+    private let rootMountID: UInt64
+    private let directories: [UInt64: JournalRecord.Directory]
+    private let maxOpen: Int
+    /// From the root's child down: record id and descriptor (-1 when closed to stay within `maxOpen`).
+    private var stack: [(id: UInt64, fd: Int32)] = []
+    private var index: [UInt64: Int] = [:]
+    private var openCount = 0
+
+    init(rootFD: Int32, rootMountID: UInt64, directories: [UInt64: JournalRecord.Directory], maxOpen: Int = 48) {
+        self.rootFD = rootFD
+        self.rootMountID = rootMountID
+        self.directories = directories
+        self.maxOpen = max(4, maxOpen)
+    }
+
+    func closeAll() {
+        for s in stack where s.fd >= 0 { close(s.fd) }
+        stack.removeAll()
+        index.removeAll()
+        openCount = 0
+    }
+
+    /// The record's path relative to the root, for messages (control characters shown visibly).
+    func display(_ r: JournalRecord.State) -> String {
+        guard let parent = r.parent else { return "." }
+        var parts: [String] = [String(decoding: r.name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)]
+        var id = parent
+        var guardSteps = 0
+        while id != 0, let d = directories[id], guardSteps < 100_000 {
+            parts.append(String(decoding: d.name, as: UTF8.self))
+            id = d.parent
+            guardSteps += 1
         }
-        if !matches(before.access, access) {
-            let e = access.map { a in a.withUnsafeBytes { h.setXattr(Xattr.accessName, $0) } } ?? h.removeXattr(Xattr.accessName)
-            if e != 0 { return .skipped("\(display): restore the ACL: " + String(cString: strerror(e))) }
+        return VisibleName.escape(parts.reversed().joined(separator: "/"))
+    }
+
+    private func verify(_ fd: Int32, _ d: JournalRecord.Directory) -> Bool {
+        guard let id = ObjectAccess.identity(of: fd) else { return false }
+        return id.isDirectory && id.dev == d.dev && id.ino == d.ino && id.mountID == rootMountID
+            && (d.btime == nil || id.btime == d.btime)
+    }
+
+    private func pop() {
+        let top = stack.removeLast()
+        index[top.id] = nil
+        if top.fd >= 0 {
+            // Keep the way back up open: the parent through `..`, if it is the recorded one.
+            if let below = stack.last, below.fd < 0, let d = directories[below.id] {
+                let up = openat(top.fd, "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if up >= 0 {
+                    if verify(up, d) { stack[stack.count - 1].fd = up; openCount += 1 } else { close(up) }
+                }
+            }
+            close(top.fd)
+            openCount -= 1
         }
-        if isDirectory && !matches(before.defaultACL, defaultACL) {
-            let e = defaultACL.map { d in d.withUnsafeBytes { h.setXattr(Xattr.defaultName, $0) } } ?? h.removeXattr(Xattr.defaultName)
-            if e != 0 { return .skipped("\(display): restore the default ACL: " + String(cString: strerror(e))) }
+    }
+
+    /// Closes the shallowest held descriptor (not the top) when over the cap.
+    private func trim() {
+        guard openCount > maxOpen else { return }
+        for k in 0..<(stack.count - 1) where stack[k].fd >= 0 {
+            close(stack[k].fd)
+            stack[k].fd = -1
+            openCount -= 1
+            return
         }
-        guard let now = h.stat() else { return .skipped("\(display): cannot stat: " + String(cString: strerror(errno))) }
-        st = now
-        if (st.st_mode & 0o7777) != mode {
-            let e = h.chmod(mode)
-            if e != 0 { return .skipped("\(display): chmod: " + String(cString: strerror(e))) }
+    }
+
+    /// The descriptor of recorded directory `id` (0 = the root); valid until the next call.
+    func open(_ id: UInt64) -> Result<Int32, Failure> {
+        if id == 0 {
+            while !stack.isEmpty { pop() }
+            return .success(rootFD)
         }
-        // Verify.
-        guard let final = h.stat(), let after = current() else { return .skipped("\(display): cannot verify") }
-        if final.st_uid != uid || final.st_gid != gid || (final.st_mode & 0o7777) != mode || !matches(after.access, access)
-            || !matches(after.defaultACL, isDirectory ? defaultACL : nil) {
-            return .skipped("\(display): could not restore exactly (now \(final.st_uid):\(final.st_gid) "
-                + String(final.st_mode & 0o7777, radix: 8) + ")")
+        // The way from the nearest directory on the stack (or the root) down to `id`.
+        var way: [UInt64] = []
+        var cursor = id
+        while cursor != 0 && index[cursor] == nil {
+            way.append(cursor)
+            guard let d = directories[cursor] else { return .failure(.replaced("its directory is not recorded")) }
+            cursor = d.parent
+            if way.count > directories.count { return .failure(.replaced("the recorded directories form a loop")) }
         }
-        return .restored
+        // Pop to `cursor`.
+        let keep = cursor == 0 ? 0 : index[cursor]! + 1
+        while stack.count > keep { pop() }
+        // The base descriptor: the top, reopened if it was closed.
+        var base: Int32
+        if let top = stack.last {
+            if top.fd < 0 {
+                switch reopen(stack.count - 1) {
+                case .success(let fd): base = fd
+                case .failure(let f): return .failure(f)
+                }
+            } else {
+                base = top.fd
+            }
+        } else {
+            base = rootFD
+        }
+        for next in way.reversed() {
+            let d = directories[next]!
+            var name = d.name
+            name.append(0)
+            let fd = name.withUnsafeBufferPointer {
+                ObjectAccess.openEntry(base, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), directory: true)
+            }
+            if fd < 0 {
+                let e = errno
+                if e == EMFILE || e == ENFILE || e == ENOMEM { return .failure(.failed("cannot open its directory: " + String(cString: strerror(e)))) }
+                return .failure(.replaced("its directory is gone or replaced since the fix (" + String(cString: strerror(e)) + "); left alone"))
+            }
+            guard verify(fd, d) else {
+                close(fd)
+                return .failure(.replaced("its directory was replaced since the fix; left alone"))
+            }
+            stack.append((next, fd))
+            index[next] = stack.count - 1
+            openCount += 1
+            trim()
+            base = fd
+        }
+        return .success(base)
+    }
+
+    /// Opens stack level `k` again from the nearest held ancestor (or the root), by name, verifying each level.
+    private func reopen(_ k: Int) -> Result<Int32, Failure> {
+        var anchor = k - 1
+        while anchor >= 0 && stack[anchor].fd < 0 { anchor -= 1 }
+        var base = anchor >= 0 ? stack[anchor].fd : rootFD
+        var owned = false
+        for level in (anchor + 1)...k {
+            let d = directories[stack[level].id]!
+            var name = d.name
+            name.append(0)
+            let fd = name.withUnsafeBufferPointer {
+                ObjectAccess.openEntry(base, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), directory: true)
+            }
+            if owned { close(base) }
+            guard fd >= 0 else { return .failure(.failed("cannot reach its directory again: " + String(cString: strerror(errno)))) }
+            guard verify(fd, d) else { close(fd); return .failure(.replaced("its directory was replaced since the fix; left alone")) }
+            base = fd
+            owned = true
+        }
+        stack[k].fd = base
+        openCount += 1
+        trim()
+        return .success(base)
+    }
+}
+
+/// Names from the filesystem, printable: control characters (C0, DEL, C1) and the backslash as escapes.
+public enum VisibleName {
+    public static func escape(_ s: String) -> String {
+        var out = ""
+        for u in s.unicodeScalars {
+            switch u.value {
+            case 0x5C: out += "\\\\"
+            case 0x0A: out += "\\n"
+            case 0x0D: out += "\\r"
+            case 0x09: out += "\\t"
+            case 0..<0x20, 0x7F, 0x80..<0xA0: out += String(format: "\\x%02x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
     }
 }

@@ -50,6 +50,9 @@ public struct FixPlan: Sendable, Codable {
     public var unscannableCount: Int = 0
     /// Mount points inside the tree (never entered).
     public var otherFilesystems: [String] = []
+    /// Entries ezmsi will not change (set-uid/set-gid files, hard-linked files, devices, FIFOs, sockets): `path: why`.
+    public var refused: [String] = []
+    public var refusedCount: Int = 0
 }
 
 public struct FixOutcome: Sendable, Codable {
@@ -72,12 +75,19 @@ public struct FixOutcome: Sendable, Codable {
     public var unscannableCount: Int = 0
     /// Journal batches written (each fsync'ed before its changes).
     public var batches: Int = 0
+    /// Entries ezmsi will not change (set-uid/set-gid files, hard-linked files, devices, FIFOs, sockets).
+    public var refused: [String] = []
+    public var refusedCount: Int = 0
+    /// Entries that were not the judged object any more when their change was due: skipped, not changed.
+    public var replaced: [String] = []
+    public var replacedCount: Int = 0
 }
 
 public struct UndoOutcome: Sendable, Codable {
     /// Entries written back to their journaled state.
     public var restored: Int
-    /// `path: why` for entries not restored (replaced since, gone, or a write failed).
+    /// `path: why` for entries not restored because they are not the journaled object any more (replaced, gone,
+    /// hard-linked since): left alone on purpose.
     public var skipped: [String]
     /// The fix had created the root and undo removed it again (only when empty).
     public var removedCreatedRoot: Bool
@@ -87,6 +97,15 @@ public struct UndoOutcome: Sendable, Codable {
     /// The journal had been undone before: nothing was done.
     public var alreadyUndone: Bool = false
     public var durationMs: Double = 0
+    /// `path: why` for entries that could not be restored (a write failed, out of descriptors…): the journal stays
+    /// open and a retry restores them.
+    public var left: [String] = []
+    /// Dry run: nothing was written; `restored` counts what would be.
+    public var dryRun: Bool = false
+    /// Identity tests the journal could not make (e.g. no birth time on this filesystem).
+    public var untestable: [String] = []
+    public var journal: String = ""
+    public var root: String = ""
 }
 
 public enum FixError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -101,6 +120,12 @@ public enum FixError: Error, Equatable, Sendable, CustomStringConvertible {
     case aclsUnsupported(String)
     case journal(String, Int32)
     case badJournal(String)
+    /// The journal's file and line, and why it is refused (nothing was changed).
+    case damagedJournal(String, Int, String)
+    /// The state folder or journal could have been written by someone else.
+    case untrustedState(String)
+    /// `fix` never works on a system folder (the path, after resolving symlinks and `..`).
+    case systemFolder(String, String)
 
     public var description: String {
         func err(_ e: Int32) -> String { String(cString: strerror(e)) }
@@ -115,8 +140,48 @@ public enum FixError: Error, Equatable, Sendable, CustomStringConvertible {
         case .aclsUnsupported(let p): return "the file system of \(p) does not support ACLs (use the chown plan)"
         case let .journal(what, e): return "journal: \(what)" + (e != 0 ? ": " + err(e) : "")
         case .badJournal(let why): return "not a usable fix journal: \(why)"
+        case let .damagedJournal(path, line, why):
+            return "\(path):\(line): \(why); the journal is refused and nothing was changed"
+        case .untrustedState(let why): return "refused: \(why)"
+        case let .systemFolder(path, why): return "refusing to change \(path): \(why)"
         }
     }
+}
+
+extension FixError {
+    /// The fix or undo was refused before anything changed (exit 3): a system folder, an untrusted or damaged journal.
+    public var isRefusal: Bool {
+        switch self {
+        case .systemFolder, .untrustedState, .damagedJournal, .badJournal: return true
+        default: return false
+        }
+    }
+}
+
+/// A fix that stopped after its journal was created: undo it with that journal.
+public struct FixStopped: Error, CustomStringConvertible {
+    public var reason: String
+    public var journal: String?
+    public var description: String { reason }
+}
+
+/// One journal as `ezmsi undo --list` shows it.
+public struct JournalSummary: Sendable, Codable {
+    public enum State: String, Sendable, Codable {
+        /// Complete, not undone.
+        case open
+        /// The fix did not finish (killed or stopped): undo restores what it recorded.
+        case interrupted
+        case undone
+        /// Someone else could have written it, or it is damaged: undo refuses it.
+        case refused
+    }
+    public var journal: String
+    public var root: String
+    public var startedAt: String
+    public var records: Int
+    public var state: State
+    public var problem: String?
 }
 
 /// Tuning, mostly for tests and the benchmark.
@@ -152,6 +217,7 @@ public enum FolderFixer {
         guard let requirements = TreeRequirements.forNeed(need) else { throw FixError.notATree(need) }
         let rules = RequirementRules(requirements)
         let absRoot = absolute(root)
+        if let r = SystemFolders.refusal(for: absRoot) { throw FixError.systemFolder(absRoot, r.why) }
         var st = stat()
         var stats = FixStats()
         var willCreate = false
@@ -171,7 +237,8 @@ public enum FolderFixer {
             defer { close(rootFD) }
             guard fstat(rootFD, &st) == 0 else { throw FixError.cannotOpenRoot(absRoot, errno) }
             let ctx = FixContext(kind: kind, identity: identity, rules: rules, journal: nil, rootFD: rootFD,
-                                 rootDev: UInt64(st.st_dev), rootIno: UInt64(st.st_ino), batchLimit: options.batchLimit)
+                                 rootDev: UInt64(st.st_dev), rootIno: UInt64(st.st_ino),
+                                 rootMountID: ObjectAccess.identity(of: rootFD)?.mountID ?? 0, batchLimit: options.batchLimit)
             stats = try walk(ctx, root: absRoot, threads: options.threads)
         }
         var plan = FixPlan(kind: kind, root: absRoot, uid: identity.uid, gid: identity.gid, willCreateRoot: willCreate,
@@ -186,6 +253,8 @@ public enum FolderFixer {
         plan.unscannable = stats.unscannable.examples
         plan.unscannableCount = stats.unscannable.count
         plan.otherFilesystems = stats.otherFilesystems.examples
+        plan.refused = stats.refused.examples
+        plan.refusedCount = stats.refused.count
         plan.privilege = privilege(kind: kind, stats: stats, willCreate: willCreate, parentWritable: parentWritable,
                                    root: absRoot)
         plan.commands = commands(kind: kind, root: absRoot, identity: identity, requirements: requirements,
@@ -210,6 +279,7 @@ public enum FolderFixer {
         guard let requirements = TreeRequirements.forNeed(need) else { throw FixError.notATree(need) }
         let rules = RequirementRules(requirements)
         let absRoot = absolute(root)
+        if let r = SystemFolders.refusal(for: absRoot) { throw FixError.systemFolder(absRoot, r.why) }
         let journalDirectory = absolute(journalDirectory)
         var st = stat()
         var journal: JournalWriter
@@ -241,6 +311,10 @@ public enum FolderFixer {
         }
         defer { close(rootFD) }
         guard fstat(rootFD, &st) == 0 else { throw FixError.cannotOpenRoot(absRoot, errno) }
+        guard let rootIdentity = ObjectAccess.identity(of: rootFD), let rootMountID = rootIdentity.mountID else {
+            journal.close()
+            throw FixError.cannotOpenRoot(absRoot, ENOTSUP)
+        }
         if created {
             var line = JSONLine()
             line.raw("{\"created\":true,\"rootDev\":")
@@ -252,22 +326,26 @@ public enum FolderFixer {
             try journal.append(line.bytes)
         } else {
             journal = JournalWriter(directory: journalDirectory, header: FixJournal.headerLine(
-                kind: kind, root: absRoot, rootDev: UInt64(st.st_dev), rootIno: UInt64(st.st_ino), identity: identity,
-                need: need, createdRoot: false))
+                kind: kind, root: absRoot, rootDev: UInt64(st.st_dev), rootIno: UInt64(st.st_ino),
+                rootBtime: rootIdentity.btime, identity: identity, need: need, createdRoot: false))
         }
+        let threads = options.threads
         let ctx = FixContext(kind: kind, identity: identity, rules: rules, journal: journal, rootFD: rootFD,
-                             rootDev: UInt64(st.st_dev), rootIno: UInt64(st.st_ino), batchLimit: options.batchLimit)
+                             rootDev: UInt64(st.st_dev), rootIno: UInt64(st.st_ino), rootMountID: rootMountID,
+                             batchLimit: min(options.batchLimit, descriptorBudget(threads: threads)))
         let stats: FixStats
         do {
             stats = try walk(ctx, root: absRoot, threads: options.threads)
         } catch {
             journal.close()
-            throw error
+            throw FixStopped(reason: "\(error)", journal: journal.path)
         }
         var outcome = FixOutcome(changed: stats.changed, journal: journal.path ?? "", durationMs: 0)
         if journal.isOpen {
             var line = JSONLine()
-            line.raw("{\"complete\":true,\"changed\":")
+            line.raw("{\"complete\":true,\"records\":")
+            line.number(stats.journaled)
+            line.raw(",\"changed\":")
             line.number(stats.changed)
             line.raw(",\"failed\":")
             line.number(stats.failures.count)
@@ -286,6 +364,10 @@ public enum FolderFixer {
         outcome.unscannable = stats.unscannable.examples
         outcome.unscannableCount = stats.unscannable.count
         outcome.batches = stats.batches
+        outcome.refused = stats.refused.examples
+        outcome.refusedCount = stats.refused.count
+        outcome.replaced = stats.replaced.examples
+        outcome.replacedCount = stats.replaced.count
         outcome.durationMs = monotonicMs() - start
         return outcome
     }
@@ -341,7 +423,49 @@ public enum FolderFixer {
         return best.map { directory + "/" + $0.name }
     }
 
+    /// Every journal in `directory`, oldest first, read and verified as undo would.
+    public static func listJournals(in directory: String) -> [JournalSummary] {
+        guard let dfd = try? StateFolder.open(directory, create: false) else { return [] }
+        close(dfd)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        var out: [JournalSummary] = []
+        for name in names where name.hasPrefix("fix-") && name.hasSuffix(".jsonl") {
+            let path = directory + "/" + name
+            var summary = JournalSummary(journal: path, root: "?", startedAt: "", records: 0, state: .refused)
+            do {
+                let fd = try StateFolder.openJournal(path)
+                defer { close(fd) }
+                let c = try JournalContents.read(fd: fd, path: path)
+                summary.root = c.rootDisplay
+                summary.startedAt = c.startedAt
+                summary.records = c.countedRecords
+                summary.state = c.undone ? .undone : c.complete ? .open : .interrupted
+            } catch {
+                summary.problem = "\(error)"
+            }
+            out.append(summary)
+        }
+        return out.sorted { ($0.startedAt, $0.journal) < ($1.startedAt, $1.journal) }
+    }
+
     // MARK: Helpers
+
+    /// The folder as `fix` records it in its journal (absolute, no trailing slash).
+    public static func absolutePath(_ path: String) -> String { absolute(path) }
+
+    /// Entries per batch that the descriptor limit allows: a batch holds two descriptors per entry while it is
+    /// verified, journaled and changed, beside each walker's directories. The soft limit is raised to the hard one.
+    static func descriptorBudget(threads: Int) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 64 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = min(limit.rlim_max, 1 << 16)
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        let available = Int(min(limit.rlim_cur, 1 << 20)) - 64 - threads * (64 + 64 + 8)
+        return max(8, available / (2 * max(1, threads)))
+    }
 
     static func absolute(_ path: String) -> String {
         var p = path

@@ -37,6 +37,8 @@ public enum FolderFact: Sendable {
     case file(path: String, read: AccessDecision, createInParent: AccessDecision)
     case audited(path: String, TreeAudit)
     case failed(path: String, String)
+    /// A system folder (`/`, `/etc`, `/home` itself, a home directory itself…): never a data folder, never fixed.
+    case systemFolder(path: String, why: String)
 }
 
 public enum FolderGatherer {
@@ -101,6 +103,9 @@ public enum FolderGatherer {
         switch identity {
         case .failure(let why): return .identityUnavailable(why.description)
         case .success(let fact): id = fact.host
+        }
+        if need != .readFileWriteParent, path.hasPrefix("/"), let refusal = SystemFolders.refusal(for: path) {
+            return .systemFolder(path: path, why: refusal.why)
         }
         var st = stat()
         if lstat(path, &st) != 0 {

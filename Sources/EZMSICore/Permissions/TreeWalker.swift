@@ -53,6 +53,11 @@ public struct TreeEntry {
     public let rawAccessACL: UnsafeRawBufferPointer?
     /// Where the access ACL comes from (`.modeBits` when no attribute, or when not read).
     public let aclOrigin: ACLOrigin
+    /// `stat` plus what identifies the object beyond its inode number (birth time, mount id), from the same `statx`.
+    let identity: ObjectAccess.Identity
+    /// What the visitor's `token(forDirectory:)` returned for the directory that contains the entry (0 for the root's
+    /// entries and the root itself).
+    let parentToken: UInt64
 
     let path: UnsafePointer<CChar>
     let pathLength: Int
@@ -108,6 +113,13 @@ public protocol TreeVisitor {
     mutating func visit(_ entry: TreeEntry) -> TreeVisitAction
     /// Called for what was not visited or not entered; `path` is relative to the root.
     mutating func skipped(path: String, reason: TreeSkipReason)
+    /// Called for a directory the walk will enter (after `visit` returned `.descend`): a number the walker hands back
+    /// as `parentToken` of its entries (the fix journal's directory record).
+    mutating func token(forDirectory entry: TreeEntry) -> UInt64
+}
+
+extension TreeVisitor {
+    public mutating func token(forDirectory entry: TreeEntry) -> UInt64 { 0 }
 }
 
 public enum TreeWalkError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -120,11 +132,12 @@ public enum TreeWalkError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A recursive walk that never follows symlinks below the root, stays on the root's file system, keeps at most
+/// A recursive walk that never follows symlinks below the root, stays on the root's file system and mount (a bind
+/// mount of the same file system is another mount: compared by mount id), keeps at most
 /// `maxOpenDirectories` descriptors open and holds no list of entries: memory is the pending subdirectory names of
 /// the directories on the current path.
 ///
-/// System calls per entry: one `fstatat(AT_SYMLINK_NOFOLLOW)` and, for directories and regular files, one
+/// System calls per entry: one `statx(AT_SYMLINK_NOFOLLOW)` and, for directories and regular files, one
 /// `getxattrat(dirfd, name, AT_SYMLINK_NOFOLLOW, "system.posix_acl_access")` (Linux 6.13+; on older kernels
 /// `lgetxattr` on the full path). Directories are read with `getdents64` into one 64 KiB buffer.
 public final class TreeWalker {
@@ -153,6 +166,8 @@ public final class TreeWalker {
 
     /// The root's device, after `walk` opened it.
     public private(set) var rootDevice: UInt64 = 0
+    /// The root's mount id (nil where the kernel tells none, then only the device is compared).
+    private(set) var rootMountID: UInt64?
     /// Highest number of directory descriptors open at once during the last walk (for tests).
     public private(set) var peakOpenDirectories = 0
     /// How many times a directory had to be re-opened by path because of the descriptor cap.
@@ -174,11 +189,13 @@ public final class TreeWalker {
         var pathLength: Int
         var depth: Int
         var context: UInt8
+        var token: UInt64 = 0
         // Pending subdirectories, packed.
         var names: [CChar] = []
         var starts: [Int32] = []
         var inodes: [UInt64] = []
         var contexts: [UInt8] = []
+        var tokens: [UInt64] = []
         var next = 0
 
         var pending: Bool { next < starts.count }
@@ -269,12 +286,13 @@ public final class TreeWalker {
         let rootFD = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw TreeWalkError.cannotOpenRoot(root, errno) }
         var st = stat()
-        guard fstat(rootFD, &st) == 0 else {
+        guard let rootIdentity = "".withCString({ ObjectAccess.statx(rootFD, $0, emptyPath: true, wantMountID: true, into: &st) }) else {
             let e = errno
             close(rootFD)
             throw TreeWalkError.cannotOpenRoot(root, e)
         }
         rootDevice = UInt64(st.st_dev)
+        rootMountID = rootIdentity.mountID ?? ObjectAccess.fdinfoMountID(rootFD)
         openCount = 1
         peakOpenDirectories = 1
 
@@ -291,10 +309,14 @@ public final class TreeWalker {
             }
         }
         let action = rootBytes.withUnsafeBufferPointer { rb -> TreeVisitAction in
+            var identity = rootIdentity
+            identity.mountID = rootMountID
             let entry = TreeEntry(depth: 0, kind: .directory, stat: st, parentFD: AT_FDCWD, name: rb.baseAddress!,
-                                  context: 0, rawAccessACL: raw, aclOrigin: origin, path: path, pathLength: rootLength,
-                                  rootLength: rootLength, useGetxattrat: useGetxattrat)
-            return visitor.visit(entry)
+                                  context: 0, rawAccessACL: raw, aclOrigin: origin, identity: identity, parentToken: 0,
+                                  path: path, pathLength: rootLength, rootLength: rootLength, useGetxattrat: useGetxattrat)
+            let action = visitor.visit(entry)
+            if case .descend = action { _ = visitor.token(forDirectory: entry) }
+            return action
         }
         guard case .descend(let context) = action else {
             close(rootFD)
@@ -302,7 +324,7 @@ public final class TreeWalker {
             return
         }
         frames.append(Frame(fd: rootFD, dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), name: [], pathLength: rootLength,
-                            depth: 0, context: context))
+                            depth: 0, context: context, token: 0))
         readDirectory(frameIndex: 0, &visitor, pool: pool)
         drain(&visitor, pool: pool)
     }
@@ -312,6 +334,7 @@ public final class TreeWalker {
         reset()
         rootLength = item.rootLength
         rootDevice = item.rootDevice
+        rootMountID = item.rootMountID
         let length = setPath(item.path)
         if item.batchNames != nil {
             var st = stat()
@@ -323,7 +346,7 @@ public final class TreeWalker {
             openCount = 1
             peakOpenDirectories = max(peakOpenDirectories, 1)
             frames.append(Frame(fd: item.parentFD, dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), name: [],
-                                pathLength: length, depth: item.depth, context: item.context))
+                                pathLength: length, depth: item.depth, context: item.context, token: item.token))
             readDirectory(frameIndex: 0, &visitor, pool: pool, batch: item)
             drain(&visitor, pool: pool)
             return
@@ -337,16 +360,11 @@ public final class TreeWalker {
             visitor.skipped(path: relative(length), reason: .unreadable(operation: "open the directory", errno: openErrno))
             return
         }
-        var st = stat()
-        if fstat(fd, &st) != 0 || UInt64(st.st_ino) != item.ino || (options.oneFilesystem && UInt64(st.st_dev) != rootDevice) {
-            close(fd)
-            visitor.skipped(path: relative(length), reason: .changedDuringScan)
-            return
-        }
+        guard let st = checkOpened(fd, expectedIno: item.ino, path: relative(length), &visitor) else { return }
         openCount = 1
         peakOpenDirectories = max(peakOpenDirectories, 1)
-        frames.append(Frame(fd: fd, dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), name: item.name, pathLength: length,
-                            depth: item.depth, context: item.context))
+        frames.append(Frame(fd: fd, dev: st.dev, ino: st.ino, name: item.name, pathLength: length,
+                            depth: item.depth, context: item.context, token: item.token))
         readDirectory(frameIndex: 0, &visitor, pool: pool)
         drain(&visitor, pool: pool)
     }
@@ -369,7 +387,7 @@ public final class TreeWalker {
             itemPath.append(contentsOf: name)
             pool.give(WorkItem(parentFD: dup, name: name, ino: frames[k].inodes[i], path: itemPath,
                                depth: frames[k].depth + 1, context: frames[k].contexts[i], rootLength: rootLength,
-                               rootDevice: rootDevice))
+                               rootDevice: rootDevice, rootMountID: rootMountID, token: frames[k].tokens[i]))
             return
         }
     }
@@ -396,6 +414,7 @@ public final class TreeWalker {
             let depth = frames[top].depth + 1
             let expectedIno = frames[top].inodes[i]
             let context = frames[top].contexts[i]
+            let token = frames[top].tokens[i]
             let start = Int(frames[top].starts[i])
             let nameArray: [CChar] = frames[top].names.withUnsafeBufferPointer { buf in
                 let p = buf.baseAddress! + start
@@ -409,22 +428,35 @@ public final class TreeWalker {
                 visitor.skipped(path: relative(length), reason: .unreadable(operation: "open the directory", errno: errno))
                 continue
             }
-            var cst = stat()
-            if fstat(fd, &cst) != 0 || UInt64(cst.st_ino) != expectedIno || (options.oneFilesystem && UInt64(cst.st_dev) != rootDevice) {
-                close(fd)
-                visitor.skipped(path: relative(length), reason: .changedDuringScan)
-                continue
-            }
+            guard let cst = checkOpened(fd, expectedIno: expectedIno, path: relative(length), &visitor) else { continue }
             if openCount >= options.maxOpenDirectories { closeOldest() }
             openCount += 1
             peakOpenDirectories = max(peakOpenDirectories, openCount)
-            frames.append(Frame(fd: fd, dev: UInt64(cst.st_dev), ino: UInt64(cst.st_ino), name: nameArray,
-                                pathLength: length, depth: depth, context: context))
+            frames.append(Frame(fd: fd, dev: cst.dev, ino: cst.ino, name: nameArray,
+                                pathLength: length, depth: depth, context: context, token: token))
             readDirectory(frameIndex: frames.count - 1, &visitor, pool: pool)
         }
         for f in frames where f.fd >= 0 { close(f.fd) }
         frames.removeAll()
         openCount = 0
+    }
+
+    /// A directory just opened to be entered: the inode listed, on the root's file system and mount. Closes it and
+    /// reports otherwise.
+    private func checkOpened<V: TreeVisitor>(_ fd: Int32, expectedIno: UInt64, path: @autoclosure () -> String,
+                                            _ visitor: inout V) -> ObjectAccess.Identity? {
+        guard var id = ObjectAccess.identity(of: fd), id.ino == expectedIno else {
+            close(fd)
+            visitor.skipped(path: path(), reason: .changedDuringScan)
+            return nil
+        }
+        if id.mountID == nil { id.mountID = ObjectAccess.fdinfoMountID(fd) }
+        if options.oneFilesystem && (id.dev != rootDevice || id.mountID != rootMountID) {
+            close(fd)
+            visitor.skipped(path: path(), reason: .otherFilesystem)
+            return nil
+        }
+        return id
     }
 
     /// Closes the descriptor of the outermost open directory except the walk's base (kept as the anchor for
@@ -452,8 +484,9 @@ public final class TreeWalker {
                 openat(fd, $0.baseAddress!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
             }
             if ownsFD { close(fd) }
-            var st = stat()
-            if next < 0 || fstat(next, &st) != 0 || UInt64(st.st_ino) != frames[j].ino || UInt64(st.st_dev) != frames[j].dev {
+            let id = next >= 0 ? ObjectAccess.identity(of: next) : nil
+            if next < 0 || id == nil || id!.ino != frames[j].ino || id!.dev != frames[j].dev
+                || (options.oneFilesystem && id!.mountID != rootMountID) {
                 if next >= 0 { close(next) }
                 visitor.skipped(path: relative(frames[index].pathLength), reason: .changedDuringScan)
                 return false
@@ -516,6 +549,7 @@ public final class TreeWalker {
         var starts: [Int32] = []
         var inodes: [UInt64] = []
         var contexts: [UInt8] = []
+        var tokens: [UInt64] = []
     }
 
     /// Reads one directory completely (or the batch of its entries another walker handed over): visits every entry,
@@ -527,6 +561,7 @@ public final class TreeWalker {
         let base = frames[frameIndex].pathLength
         let depth = frames[frameIndex].depth + 1
         let context = frames[frameIndex].context
+        let token = frames[frameIndex].token
         var pending = Pending()
 
         if let batch, let names = batch.batchNames {
@@ -534,7 +569,7 @@ public final class TreeWalker {
                 for start in batch.batchStarts {
                     let name = buf.baseAddress! + Int(start)
                     if !processEntry(name, strlen(name), dirFD: dirFD, base: base, depth: depth, context: context,
-                                     &visitor, &pending) { break }
+                                     token: token, &visitor, &pending) { break }
                 }
             }
         } else {
@@ -559,7 +594,7 @@ public final class TreeWalker {
                     // Skip "." and "..".
                     if name[0] == 0x2E && (name[1] == 0 || (name[1] == 0x2E && name[2] == 0)) { continue }
                     if !processEntry(name, strlen(name), dirFD: dirFD, base: base, depth: depth, context: context,
-                                     &visitor, &pending) { break outer }
+                                     token: token, &visitor, &pending) { break outer }
                 }
             }
         }
@@ -568,6 +603,7 @@ public final class TreeWalker {
         frames[frameIndex].starts = pending.starts
         frames[frameIndex].inodes = pending.inodes
         frames[frameIndex].contexts = pending.contexts
+        frames[frameIndex].tokens = pending.tokens
         frames[frameIndex].next = 0
     }
 
@@ -591,17 +627,18 @@ public final class TreeWalker {
         dirPath.append(0)
         pool.give(WorkItem(parentFD: dup, name: [], ino: frames[frameIndex].ino, path: dirPath,
                            depth: frames[frameIndex].depth, context: frames[frameIndex].context, rootLength: rootLength,
-                           rootDevice: rootDevice, batchNames: names, batchStarts: starts))
+                           rootDevice: rootDevice, rootMountID: rootMountID, token: frames[frameIndex].token,
+                           batchNames: names, batchStarts: starts))
     }
 
     /// stat, ACL, visit one entry of the directory `dirFD`. False when the visitor stopped the walk.
     @inline(__always)
     private func processEntry<V: TreeVisitor>(_ name: UnsafePointer<CChar>, _ nameLength: Int, dirFD: Int32, base: Int,
-                                              depth: Int, context: UInt8, _ visitor: inout V,
+                                              depth: Int, context: UInt8, token: UInt64, _ visitor: inout V,
                                               _ pending: inout Pending) -> Bool {
         let length = setPath(base: base, name: name, nameLength: nameLength)
         var st = stat()
-        if fstatat(dirFD, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+        guard let identity = ObjectAccess.statx(dirFD, name, emptyPath: false, wantMountID: true, into: &st) else {
             let e = errno
             if e != ENOENT { visitor.skipped(path: relative(length), reason: .unreadable(operation: "stat", errno: e)) }
             return true
@@ -613,7 +650,8 @@ public final class TreeWalker {
         case S_IFLNK: kind = .symlink
         default: kind = .other
         }
-        if options.oneFilesystem && UInt64(st.st_dev) != rootDevice {
+        if options.oneFilesystem && (UInt64(st.st_dev) != rootDevice
+            || (identity.mountID != nil && rootMountID != nil && identity.mountID != rootMountID)) {
             visitor.skipped(path: relative(length), reason: .otherFilesystem)
             return true
         }
@@ -645,8 +683,8 @@ public final class TreeWalker {
             }
         }
         let entry = TreeEntry(depth: depth, kind: kind, stat: st, parentFD: dirFD, name: name, context: context,
-                              rawAccessACL: raw, aclOrigin: origin, path: path, pathLength: length,
-                              rootLength: rootLength, useGetxattrat: useGetxattrat)
+                              rawAccessACL: raw, aclOrigin: origin, identity: identity, parentToken: token, path: path,
+                              pathLength: length, rootLength: rootLength, useGetxattrat: useGetxattrat)
         switch visitor.visit(entry) {
         case .stop:
             stopped = true
@@ -659,6 +697,7 @@ public final class TreeWalker {
                 pending.names.append(contentsOf: UnsafeBufferPointer(start: name, count: nameLength + 1))
                 pending.inodes.append(UInt64(st.st_ino))
                 pending.contexts.append(childContext)
+                pending.tokens.append(visitor.token(forDirectory: entry))
             }
             return true
         }
@@ -677,6 +716,9 @@ struct WorkItem {
     var context: UInt8
     var rootLength: Int
     var rootDevice: UInt64
+    var rootMountID: UInt64?
+    /// The visitor's token of the directory (`name` in `parentFD`, or `parentFD` itself for a batch).
+    var token: UInt64
     /// A batch of entries of the directory `parentFD` itself (then `path` is that directory's), instead of a subtree.
     var batchNames: [CChar]? = nil
     var batchStarts: [Int32] = []

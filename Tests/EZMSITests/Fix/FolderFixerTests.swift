@@ -198,20 +198,23 @@ import Testing
         #expect(try Self.journalObjects(outcome.journal).last?["undone"] as? Bool == true)
     }
 
-    /// Single-threaded with tiny batches and the pre-6.13 / pre-6.6 routes (O_PATH + /proc/self/fd): the same result.
+    /// Single-threaded with tiny batches and the fallback routes (no openat2, no statx mount id, no fchmodat2, no
+    /// getxattrat, changes through the O_PATH descriptor and /proc/self/fd only): the same result.
     @Test(.enabled(if: PermShell.isRoot)) func fallbackSyscallsAndTinyBatches() throws {
         let s = PermScratch("fix-fallback")
         let (root, outside) = try Self.makeUploadTree(s)
         let before = try Self.dump(root)
         let outsideBefore = try Self.dump(outside)
-        let savedSet = FixSys.setxattratUsable, savedChmod = FixSys.fchmodat2Usable, savedGet = Xattr.getxattratWorks
-        FixSys.setxattratUsable = false
+        let saved = (FixSys.fchmodat2Usable, Xattr.getxattratWorks, ObjectAccess.openat2Usable,
+                     ObjectAccess.statxMountIDUsable, ObjectAccess.reopenUsable)
         FixSys.fchmodat2Usable = false
         Xattr.getxattratWorks = false
+        ObjectAccess.openat2Usable = false
+        ObjectAccess.statxMountIDUsable = false
+        ObjectAccess.reopenUsable = false
         defer {
-            FixSys.setxattratUsable = savedSet
-            FixSys.fchmodat2Usable = savedChmod
-            Xattr.getxattratWorks = savedGet
+            (FixSys.fchmodat2Usable, Xattr.getxattratWorks, ObjectAccess.openat2Usable, ObjectAccess.statxMountIDUsable,
+             ObjectAccess.reopenUsable) = saved
         }
         let options = FixOptions(threads: 1, batchLimit: 3)
         let plan = try FolderFixer.plan(kind: .acl, root: root, identity: Self.openmsi, need: .readTreeWriteRoot, options: options)
@@ -546,7 +549,7 @@ import Testing
     @Test(.enabled(if: PermShell.isRoot)) func latestJournalIsTheNewest() throws {
         let s = PermScratch("fix-journals")
         let dir = Self.journalDirectory(s)
-        try FixJournal.makeDirectory(dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         for (name, started) in [("fix-20240101-000000-5.jsonl", "2024-01-01T00:00:00.000Z"),
                                 ("fix-20240301-000000-7.jsonl", "2024-03-01T00:00:00.100Z"),
                                 ("fix-20240301-000000-7-2.jsonl", "2024-03-01T00:00:00.900Z"),

@@ -1,0 +1,326 @@
+import CACL
+import Foundation
+import Glibc
+import Synchronization
+
+/// How `fix` and `undo` reach and identify the objects they change, so that a change lands on the object that was
+/// judged or on nothing (the threat model is in the README's "Fixing folder permissions").
+///
+/// - Every entry is opened relative to the descriptor of its verified parent directory, one name at a time:
+///   `openat2(O_PATH | O_NOFOLLOW, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS)`
+///   (Linux 5.6+), else `openat(O_PATH | O_NOFOLLOW)`. A name is never a path, so the fallback resolves exactly as
+///   much as openat2 does; what openat2's RESOLVE_NO_XDEV adds is checked on both routes by comparing the opened
+///   object's mount id with the root's (`statx` STATX_MNT_ID, Linux 5.8+, else `/proc/self/fdinfo`).
+/// - The O_PATH descriptor is `statx`ed and compared with what the walk judged (device, inode, type, mode, owner,
+///   link count, change time, mount id). O_PATH opens nothing: a device or FIFO swapped in has no effect.
+/// - Changes go through that object only: it is reopened through `/proc/self/fd/N` (the magic link is the object,
+///   not a path lookup; only after its type was verified as a directory or regular file) for `fchown`, `fchmod` and
+///   `fsetxattr`. Where that reopen is refused (a non-root invoker without read permission), `fchownat(AT_EMPTY_PATH)`,
+///   `fchmodat2(AT_EMPTY_PATH)` (Linux 6.6+; else `chmod` of the magic link) and `setxattr` of the magic link act on
+///   the O_PATH descriptor itself. Every route acts on the descriptor's object; none is weaker.
+enum ObjectAccess {
+    #if arch(x86_64)
+    static let statxNumber = 332
+    static let openat2Number = 437
+    #elseif arch(arm64)
+    static let statxNumber = 291
+    static let openat2Number = 437
+    #else
+    static let statxNumber = -1
+    static let openat2Number = -1
+    #endif
+
+    static let STATX_BASIC_STATS: UInt32 = 0x7FF
+    static let STATX_BTIME: UInt32 = 0x800
+    static let STATX_MNT_ID: UInt32 = 0x1000
+    static let RESOLVE_NO_XDEV: UInt64 = 0x01
+    static let RESOLVE_NO_MAGICLINKS: UInt64 = 0x02
+    static let RESOLVE_NO_SYMLINKS: UInt64 = 0x04
+    static let RESOLVE_BENEATH: UInt64 = 0x08
+    /// `FS_IOC_GETVERSION` (`_IOR('v', 1, long)`): the inode generation, on ext2/3/4, btrfs, xfs and a few others.
+    static let FS_IOC_GETVERSION: UInt = 0x80087601
+    static let PROC_SUPER_MAGIC = 0x9FA0
+
+    /// Routes that tests (and `EZMSI_FIX_FALLBACKS=openat2,fchmodat2,mntid`) can turn off, to prove the fallbacks keep
+    /// the guarantee. 0 unknown, 1 usable, 2 not usable.
+    private static let openat2State = Atomic<UInt8>(initialState("openat2", number: openat2Number))
+    private static let statxMountState = Atomic<UInt8>(initialState("mntid", number: statxNumber))
+    /// The reopen through /proc (off: every change uses the O_PATH routes, as for a non-root invoker).
+    private static let reopenState = Atomic<UInt8>(initialState("reopen", number: 0))
+
+    private static func initialState(_ name: String, number: Int) -> UInt8 {
+        if number < 0 { return 2 }
+        let off = (ProcessInfo.processInfo.environment["EZMSI_FIX_FALLBACKS"] ?? "").split(separator: ",")
+        return off.contains(Substring(name)) ? 2 : 0
+    }
+
+    static var openat2Usable: Bool? {
+        get { decode(openat2State.load(ordering: .relaxed)) }
+        set { openat2State.store(encode(newValue), ordering: .relaxed) }
+    }
+
+    static var reopenUsable: Bool? {
+        get { decode(reopenState.load(ordering: .relaxed)) }
+        set { reopenState.store(encode(newValue), ordering: .relaxed) }
+    }
+
+    static var statxMountIDUsable: Bool? {
+        get { decode(statxMountState.load(ordering: .relaxed)) }
+        set { statxMountState.store(encode(newValue), ordering: .relaxed) }
+    }
+
+    private static func decode(_ v: UInt8) -> Bool? { v == 1 ? true : v == 2 ? false : nil }
+    private static func encode(_ b: Bool?) -> UInt8 { b == nil ? 0 : (b! ? 1 : 2) }
+
+    /// `/proc/self/fd` is the kernel's procfs (checked once): the magic links are only trusted then.
+    static let procUsable: Bool = {
+        var s = statfs()
+        return statfs("/proc/self/fd", &s) == 0 && Int(s.f_type) == PROC_SUPER_MAGIC
+    }()
+
+    // MARK: Opening
+
+    /// Opens `name` (one component) in `dirfd` as O_PATH without following a symlink or crossing a mount. -1 + errno.
+    static func openEntry(_ dirfd: Int32, _ name: UnsafePointer<CChar>, directory: Bool = false) -> Int32 {
+        let flags = O_PATH | O_NOFOLLOW | O_CLOEXEC | (directory ? O_DIRECTORY : 0)
+        if openat2State.load(ordering: .relaxed) != 2 {
+            struct OpenHow { var flags: UInt64; var mode: UInt64; var resolve: UInt64 }
+            var how = OpenHow(flags: UInt64(flags), mode: 0,
+                              resolve: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS)
+            let r = withUnsafeMutablePointer(to: &how) {
+                Xattr.syscall6(openat2Number, Int(dirfd), Int(bitPattern: name), Int(bitPattern: $0),
+                               MemoryLayout<OpenHow>.size, 0, 0)
+            }
+            if r >= 0 {
+                if openat2State.load(ordering: .relaxed) == 0 { openat2State.store(1, ordering: .relaxed) }
+                return Int32(r)
+            }
+            let e = errno
+            if e != ENOSYS { errno = e; return -1 }
+            openat2State.store(2, ordering: .relaxed)
+        }
+        return openat(dirfd, name, flags)
+    }
+
+    /// Reopens a verified O_PATH descriptor of a directory or regular file as a real one (read-only, never blocking,
+    /// never a controlling terminal). -1 when refused (then the O_PATH routes are used).
+    static func reopen(_ pathFD: Int32) -> Int32 {
+        guard procUsable, reopenState.load(ordering: .relaxed) != 2 else { return -1 }
+        return "/proc/self/fd/\(pathFD)".withCString { open($0, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) }
+    }
+
+    // MARK: Identity
+
+    /// What identifies an object and what was judged of it.
+    struct Identity: Equatable {
+        var dev: UInt64
+        var ino: UInt64
+        /// `st_mode` with the type bits.
+        var mode: UInt32
+        var uid: UInt32
+        var gid: UInt32
+        var nlink: UInt64
+        var ctimeSec: Int64
+        var ctimeNsec: Int64
+        /// Birth time in nanoseconds since the epoch; nil where the filesystem does not record it.
+        var btime: Int64?
+        /// nil where neither statx nor fdinfo tells.
+        var mountID: UInt64?
+
+        var type: UInt32 { mode & UInt32(S_IFMT) }
+        var isDirectory: Bool { type == UInt32(S_IFDIR) }
+        var isRegular: Bool { type == UInt32(S_IFREG) }
+
+        init(dev: UInt64, ino: UInt64, mode: UInt32, uid: UInt32, gid: UInt32, nlink: UInt64, ctimeSec: Int64,
+             ctimeNsec: Int64, btime: Int64?, mountID: UInt64?) {
+            self.dev = dev
+            self.ino = ino
+            self.mode = mode
+            self.uid = uid
+            self.gid = gid
+            self.nlink = nlink
+            self.ctimeSec = ctimeSec
+            self.ctimeNsec = ctimeNsec
+            self.btime = btime
+            self.mountID = mountID
+        }
+
+        init(_ st: stat) {
+            self.init(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), mode: st.st_mode, uid: st.st_uid, gid: st.st_gid,
+                      nlink: UInt64(st.st_nlink), ctimeSec: Int64(st.st_ctim.tv_sec), ctimeNsec: Int64(st.st_ctim.tv_nsec),
+                      btime: nil, mountID: nil)
+        }
+
+        /// The same object with the same security attributes as judged: device, inode, birth time (where recorded),
+        /// type, mode, owner, and for a regular file its link count (a new hard link may be outside the folder). Not
+        /// the times or a directory's link count: the instrument writing files while the fix runs changes those and
+        /// nothing that the decision depends on. The ACLs are compared by the caller.
+        func sameAsJudged(_ judged: Identity) -> Bool {
+            dev == judged.dev && ino == judged.ino && mode == judged.mode && uid == judged.uid && gid == judged.gid
+                && (!isRegular || nlink == judged.nlink) && (judged.btime == nil || btime == judged.btime)
+        }
+    }
+
+    /// `statx(dirfd, name)` (AT_SYMLINK_NOFOLLOW; `name` "" with AT_EMPTY_PATH = the descriptor itself). Also fills a
+    /// classic `stat` for code that wants one. nil + errno on failure; ENOSYS kernels fall back to fstatat.
+    static func statx(_ dirfd: Int32, _ name: UnsafePointer<CChar>, emptyPath: Bool, wantMountID: Bool,
+                      into st: inout stat) -> Identity? {
+        var buffer = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
+                      UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
+                      UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
+                      UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        let flags = Int(AT_SYMLINK_NOFOLLOW) | (emptyPath ? Int(AT_EMPTY_PATH) : 0)
+        let mountWanted = wantMountID && statxMountState.load(ordering: .relaxed) != 2
+        let mask = STATX_BASIC_STATS | STATX_BTIME | (mountWanted ? STATX_MNT_ID : 0)
+        let r = withUnsafeMutableBytes(of: &buffer) { b in
+            Xattr.syscall6(statxNumber, Int(dirfd), Int(bitPattern: name), flags, Int(mask), Int(bitPattern: b.baseAddress), 0)
+        }
+        if r != 0 {
+            guard errno == ENOSYS else { return nil }
+            let ok = emptyPath ? fstat(dirfd, &st) == 0 : fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0
+            guard ok else { return nil }
+            var id = Identity(st)
+            if wantMountID && emptyPath { id.mountID = fdinfoMountID(dirfd) }
+            return id
+        }
+        return withUnsafeBytes(of: &buffer) { b -> Identity in
+            func u32(_ o: Int) -> UInt32 { b.loadUnaligned(fromByteOffset: o, as: UInt32.self) }
+            func u64(_ o: Int) -> UInt64 { b.loadUnaligned(fromByteOffset: o, as: UInt64.self) }
+            func i64(_ o: Int) -> Int64 { b.loadUnaligned(fromByteOffset: o, as: Int64.self) }
+            let got = u32(0)
+            let mode = UInt32(b.loadUnaligned(fromByteOffset: 28, as: UInt16.self))
+            let dev = makeDevice(major: u32(136), minor: u32(140))
+            st = stat()
+            st.st_dev = __dev_t(dev)
+            st.st_ino = __ino_t(u64(32))
+            st.st_mode = mode
+            st.st_nlink = __nlink_t(u32(16))
+            st.st_uid = u32(20)
+            st.st_gid = u32(24)
+            st.st_rdev = __dev_t(makeDevice(major: u32(128), minor: u32(132)))
+            st.st_size = __off_t(Int64(bitPattern: u64(40)))
+            st.st_blksize = __blksize_t(u32(4))
+            st.st_blocks = __blkcnt_t(Int64(bitPattern: u64(48)))
+            st.st_atim = timespec(tv_sec: Int(i64(64)), tv_nsec: Int(u32(72)))
+            st.st_mtim = timespec(tv_sec: Int(i64(112)), tv_nsec: Int(u32(120)))
+            st.st_ctim = timespec(tv_sec: Int(i64(96)), tv_nsec: Int(u32(104)))
+            var id = Identity(st)
+            if got & STATX_BTIME != 0 { id.btime = i64(80) &* 1_000_000_000 &+ Int64(u32(88)) }
+            if mountWanted {
+                if got & STATX_MNT_ID != 0 {
+                    id.mountID = u64(144)
+                    if statxMountState.load(ordering: .relaxed) == 0 { statxMountState.store(1, ordering: .relaxed) }
+                } else {
+                    statxMountState.store(2, ordering: .relaxed)
+                }
+            }
+            return id
+        }
+    }
+
+    /// The identity of an open descriptor (O_PATH or not), with its mount id (statx, else fdinfo).
+    static func identity(of fd: Int32) -> Identity? {
+        var st = stat()
+        guard var id = "".withCString({ statx(fd, $0, emptyPath: true, wantMountID: true, into: &st) }) else { return nil }
+        if id.mountID == nil { id.mountID = fdinfoMountID(fd) }
+        return id
+    }
+
+    /// `mnt_id:` of `/proc/self/fdinfo/N` (Linux 3.15+).
+    static func fdinfoMountID(_ fd: Int32) -> UInt64? {
+        guard procUsable else { return nil }
+        let f = open("/proc/self/fdinfo/\(fd)", O_RDONLY | O_CLOEXEC)
+        guard f >= 0 else { return nil }
+        defer { close(f) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = buffer.withUnsafeMutableBytes { read(f, $0.baseAddress!, 512) }
+        guard n > 0 else { return nil }
+        let text = String(decoding: buffer[0..<n], as: UTF8.self)
+        for line in text.split(separator: "\n") where line.hasPrefix("mnt_id:") {
+            return UInt64(line.dropFirst(7).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
+    }
+
+    /// The inode generation through a real (not O_PATH) descriptor; nil where the filesystem has none.
+    static func generation(_ fd: Int32) -> UInt32? {
+        var value: Int = 0
+        let r = withUnsafeMutablePointer(to: &value) { ioctl(fd, FS_IOC_GETVERSION, $0) }
+        return r == 0 ? UInt32(truncatingIfNeeded: value) : nil
+    }
+
+    /// glibc's `makedev` (what `st_dev` holds).
+    static func makeDevice(major: UInt32, minor: UInt32) -> UInt64 {
+        let ma = UInt64(major), mi = UInt64(minor)
+        return ((ma & 0xFFFF_F000) << 32) | ((ma & 0xFFF) << 8) | ((mi & 0xFFFF_FF00) << 12) | (mi & 0xFF)
+    }
+}
+
+/// One verified object: its O_PATH descriptor, and a real descriptor when the reopen was allowed. Every change goes
+/// through it.
+struct VerifiedObject {
+    let pathFD: Int32
+    let realFD: Int32
+    let identity: ObjectAccess.Identity
+
+    func close() {
+        if realFD >= 0 { Glibc.close(realFD) }
+        if pathFD >= 0 { Glibc.close(pathFD) }
+    }
+
+    private var handle: EntryHandle { realFD >= 0 ? EntryHandle(fd: realFD, isPath: false) : EntryHandle(fd: pathFD, isPath: true) }
+
+    /// The identity now (to re-check right before a change).
+    func current() -> ObjectAccess.Identity? { ObjectAccess.identity(of: pathFD) }
+
+    func chown(_ uid: UInt32, _ gid: UInt32) -> Int32 { handle.chown(uid, gid) }
+    func chmod(_ mode: UInt32) -> Int32 { handle.chmod(mode) }
+    func setXattr(_ name: UnsafePointer<CChar>, _ value: UnsafeRawBufferPointer) -> Int32 {
+        if realFD < 0 && !ObjectAccess.procUsable { return EOPNOTSUPP }
+        return handle.setXattr(name, value)
+    }
+    func removeXattr(_ name: UnsafePointer<CChar>) -> Int32 {
+        if realFD < 0 && !ObjectAccess.procUsable { return EOPNOTSUPP }
+        return handle.removeXattr(name)
+    }
+    func getXattr(_ name: String) -> XattrRead { handle.getXattr(name) }
+    var generation: UInt32? { realFD >= 0 ? ObjectAccess.generation(realFD) : nil }
+
+    enum Refusal: Error, Equatable {
+        case gone(Int32)
+        case otherMount
+        case replaced
+        case notFileOrDirectory
+    }
+
+    /// Opens `name` in `dirfd` and checks it is the object judged (`judged`, on the mount `mountID`).
+    static func open(_ dirfd: Int32, _ name: UnsafePointer<CChar>, judged: ObjectAccess.Identity,
+                     mountID: UInt64) -> Result<VerifiedObject, Refusal> {
+        let fd = ObjectAccess.openEntry(dirfd, name)
+        guard fd >= 0 else { return .failure(errno == EXDEV ? .otherMount : .gone(errno)) }
+        return verify(pathFD: fd, judged: judged, mountID: mountID)
+    }
+
+    /// Takes ownership of `pathFD` (closed on refusal).
+    static func verify(pathFD fd: Int32, judged: ObjectAccess.Identity?, mountID: UInt64) -> Result<VerifiedObject, Refusal> {
+        guard let id = ObjectAccess.identity(of: fd) else {
+            let e = errno
+            Glibc.close(fd)
+            return .failure(.gone(e))
+        }
+        guard id.mountID == mountID else { Glibc.close(fd); return .failure(.otherMount) }
+        guard id.isDirectory || id.isRegular else { Glibc.close(fd); return .failure(.notFileOrDirectory) }
+        if let judged, !id.sameAsJudged(judged) { Glibc.close(fd); return .failure(.replaced) }
+        let real = ObjectAccess.reopen(fd)
+        if real >= 0 {
+            // The reopened descriptor must be the same object (it is, by construction of the magic link; checked anyway).
+            var st = stat()
+            if fstat(real, &st) != 0 || UInt64(st.st_ino) != id.ino || UInt64(st.st_dev) != id.dev {
+                Glibc.close(real)
+                Glibc.close(fd)
+                return .failure(.replaced)
+            }
+        }
+        return .success(VerifiedObject(pathFD: fd, realFD: real, identity: id))
+    }
+}
