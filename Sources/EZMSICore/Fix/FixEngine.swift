@@ -232,7 +232,7 @@ struct FixVisitor: TreeVisitor {
         if let b = entry.identity.btime { line.number(b) } else { line.raw("null") }
         line.raw("}")
         line.newline()
-        do { try journal.append(line.bytes, sync: false) } catch { ctx.fail(error) }
+        do { try journal.appendBeforeRecords(line.bytes) } catch { ctx.fail(error) }
         return id
     }
 
@@ -459,6 +459,7 @@ struct FixVisitor: TreeVisitor {
     /// then makes the changes, each through its verified descriptor after checking it once more.
     mutating func flush() {
         guard !batch.ops.isEmpty, let journal = ctx.journal else { return }
+        FolderFixer.testHookBeforeVerify?()
         var objects = [VerifiedObject?](repeating: nil, count: batch.ops.count)
         defer { for o in objects { o?.close() } }
         var line = JSONLine(capacity: 1 << 16)

@@ -141,6 +141,7 @@ enum StateFolder {
 final class JournalWriter: @unchecked Sendable {
     let directory: String
     private let header: [UInt8]
+    private var pending: [UInt8] = []
     private let lock = NSLock()
     private var fd: Int32 = -1
     private(set) var path: String?
@@ -223,8 +224,30 @@ final class JournalWriter: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         try openLocked()
+        if !pending.isEmpty {
+            try writeLocked(pending)
+            pending.removeAll()
+        }
         try writeLocked(bytes)
         if sync && fsync(fd) != 0 { throw FixError.journal("cannot sync \(path!)", errno) }
+    }
+
+    /// Lines that must precede any later record but need no file of their own (directory records): kept in memory
+    /// until the first record is appended, so a fix that changes nothing leaves no journal; written out when they
+    /// pass 1 MiB (a huge tree with nothing to change then leaves a journal without records, which `finish` removes).
+    func appendBeforeRecords(_ bytes: [UInt8]) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if fd < 0 && pending.count + bytes.count < 1 << 20 {
+            pending.append(contentsOf: bytes)
+            return
+        }
+        try openLocked()
+        if !pending.isEmpty {
+            try writeLocked(pending)
+            pending.removeAll()
+        }
+        try writeLocked(bytes)
     }
 
     /// Removes the journal file (a fix that failed before changing anything), through the verified folder.

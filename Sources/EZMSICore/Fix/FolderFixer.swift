@@ -204,6 +204,9 @@ public enum FolderFixer {
     /// Test hook: called before each single change (its ordinal, from 1, over all workers) once its batch is
     /// journaled; throwing aborts right there, in the middle of a batch.
     nonisolated(unsafe) public static var testHookBeforeChange: ((Int) throws -> Void)?
+    /// Test hook: called when a batch is due, after its entries were judged and before they are opened and verified
+    /// (where an attacker's rename would make a by-name change land on another object).
+    nonisolated(unsafe) public static var testHookBeforeVerify: (() -> Void)?
 
     // MARK: Plan
 
@@ -340,6 +343,7 @@ public enum FolderFixer {
             journal.close()
             throw FixStopped(reason: "\(error)", journal: journal.path)
         }
+        if stats.journaled == 0 && !created && journal.isOpen { journal.discard() }  // only directory records
         var outcome = FixOutcome(changed: stats.changed, journal: journal.path ?? "", durationMs: 0)
         if journal.isOpen {
             var line = JSONLine()

@@ -29,6 +29,25 @@ import Testing
         }
     }
 
+    /// The state records of a journal with their paths rebuilt from the directory records (`in` + `name`), as
+    /// `"path"` (UTF-8 names; `nameHex` ones get `"pathHex"` of their own name).
+    static func journalRecords(_ lines: [[String: Any]]) -> [[String: Any]] {
+        var directories: [Int: String] = [0: ""]
+        for l in lines where l["dir"] != nil {
+            let parent = directories[l["in"] as? Int ?? -1] ?? "?"
+            let name = l["name"] as? String ?? "?"
+            directories[l["dir"] as! Int] = parent.isEmpty ? name : parent + "/" + name
+        }
+        return lines.filter { $0["type"] != nil }.map { r in
+            var r = r
+            if r["in"] is NSNull { r["path"] = "."; return r }
+            let parent = directories[r["in"] as? Int ?? -1] ?? "?"
+            if let name = r["name"] as? String { r["path"] = parent.isEmpty ? name : parent + "/" + name }
+            if let hex = r["nameHex"] as? String { r["pathHex"] = hex }
+            return r
+        }
+    }
+
     /// What the identity can really do, as a process with its ids (setpriv): list every directory, read every file
     /// (upload) or create in every directory (download). Returns the failures.
     static func realCheck(_ root: String, need: FolderNeed, identity: ContainerIdentity = openmsi) throws -> String {
@@ -68,7 +87,8 @@ import Testing
             set -e
             cd \(PermShell.quote(root))
             mkdir -m 2770 a && chgrp 1000 a
-            printf data > a/f1 && chgrp 0 a/f1 && chmod 640 a/f1 && ln a/f1 a/f1-hardlink
+            printf data > a/f1 && chgrp 0 a/f1 && chmod 640 a/f1
+            printf data > a/linked && chmod 644 a/linked && ln a/linked a/linked-2
             : > a/f000 && chmod 000 a/f000
             mkdir -p a/b/c/d/e && echo deep > a/b/c/d/e/f.txt && chmod 600 a/b/c/d/e/f.txt && chmod 700 a/b/c
             mkdir -m 300 owned && chown 1000:1000 owned && : > owned/x && chown 1000:1000 owned/x && chmod 200 owned/x
@@ -115,6 +135,7 @@ import Testing
         #expect(plan.ownerModeChanges == 2)  // owned/ and owned/x: owner bits, not a named entry
         #expect(plan.privilege.hasPrefix("root (sudo): "), "\(plan.privilege)")
         #expect(plan.unscannableCount == 0)
+        #expect(plan.refusedCount == 1 && plan.refused.first?.hasPrefix("pipe: a device, FIFO or socket") == true, "\(plan.refused)")
         #expect(plan.commands.contains { $0.contains("setfacl") && $0.contains("u:1000:r-x,d:u:1000:r-x") })
         #expect(try Self.dump(root) == before, "plan must not write")
 
@@ -158,22 +179,24 @@ import Testing
         // The journal.
         let lines = try Self.journalObjects(outcome.journal)
         let header = try #require(lines.first)
-        #expect(header["version"] as? Int == 1 && header["kind"] as? String == "acl" && header["root"] as? String == root)
+        #expect(header["version"] as? Int == 2 && header["kind"] as? String == "acl" && header["root"] as? String == root)
         #expect(header["uid"] as? Int == 1000 && header["gid"] as? Int == 1000 && header["createdRoot"] as? Bool == false)
         #expect(header["rootDev"] is Int && header["rootIno"] is Int && header["startedAt"] is String)
-        let records = lines.filter { $0["dev"] != nil && ($0["path"] != nil || $0["pathHex"] != nil) }
+        let records = Self.journalRecords(lines)
         #expect(records.count == outcome.changed)
+        #expect(records.allSatisfy { $0["btime"] is Int && $0["gen"] is Int }, "ext4 offers birth time and generation")
         let recorded = Set(records.compactMap { $0["path"] as? String })
         #expect(recorded.isDisjoint(with: ["grp/f", "owned/y", "inherits", "inherits/ok", "link_out", "pipe"]))
         #expect(recorded.isSuperset(of: [".", "sticky", "a", "a/f000", "masked/f", "owned", "owned/x", "LOGS/uploaded_to_xrd.csv"]))
-        #expect(recorded.contains("a/f1") != recorded.contains("a/f1-hardlink"), "a file linked twice changes once")
+        #expect(recorded.contains("a/f1") && !recorded.contains("a/linked") && !recorded.contains("a/linked-2"))
         #expect(records.contains { ($0["pathHex"] as? String)?.hasSuffix("ff6e616d652e637376") == true })
         #expect(records.contains { $0["path"] as? String == "we\"ird\nname.csv" })
         let rootRecord = try #require(records.first { $0["path"] as? String == "." })
         #expect(rootRecord["acl"] is String && rootRecord["defaultAcl"] is String && rootRecord["mode"] as? Int == 0o750)
         let f000 = try #require(records.first { $0["path"] as? String == "a/f000" })
         #expect(f000["mode"] as? Int == 0 && f000["acl"] is NSNull && f000["defaultAcl"] is NSNull)
-        #expect(lines.last?["complete"] as? Bool == true && lines.last?["changed"] as? Int == outcome.changed)
+        #expect(lines.last?["complete"] as? Bool == true && lines.last?["changed"] as? Int == outcome.changed
+                && lines.last?["records"] as? Int == records.count)
         var st = stat()
         #expect(stat(outcome.journal, &st) == 0 && st.st_mode & 0o777 == 0o600)
         #expect(stat(Self.journalDirectory(s), &st) == 0 && st.st_mode & 0o777 == 0o700)
@@ -291,17 +314,30 @@ import Testing
                                             journalDirectory: Self.journalDirectory(s))
         #expect(outcome.changed == plan.entriesToChange && outcome.changed == plan.chowns + plan.ownerModeChanges)
         #expect(outcome.failedCount == 0, "\(outcome.failures)")
+        // Set-uid and set-gid files are never changed: reported, left as they are.
+        #expect(outcome.refusedCount == 2 && outcome.refused.allSatisfy { $0.contains("set-uid/set-gid file") }, "\(outcome.refused)")
+        var st = stat()
+        #expect(lstat(root + "/suid", &st) == 0 && st.st_uid == 0 && st.st_mode & 0o7777 == 0o4710)
+        #expect(lstat(root + "/sgid", &st) == 0 && st.st_uid == 0 && st.st_mode & 0o7777 == 0o2070)
+        let unusable = try TreeScanner.audit(root: root, identity: Self.openmsi, need: .readTreeWriteRoot)
+        #expect(Set(unusable.details.keys) == ["suid", "sgid"], "\(unusable.details.keys)")
+        // Once the owner clears the bits, a second fix takes them (and nothing else).
+        try PermShell.sh("chmod u-s,g-s \(PermShell.quote(root))/suid \(PermShell.quote(root))/sgid")
+        let second = try FolderFixer.apply(kind: .chown, root: root, identity: Self.openmsi, need: .readTreeWriteRoot,
+                                           journalDirectory: Self.journalDirectory(s))
+        #expect(second.changed == 2 && second.refusedCount == 0, "\(second)")
         #expect(try TreeScanner.audit(root: root, identity: Self.openmsi, need: .readTreeWriteRoot).isClean)
         #expect(try Self.realCheck(root, need: .readTreeWriteRoot) == "")
-        var st = stat()
-        #expect(lstat(root + "/suid", &st) == 0 && st.st_uid == 1000 && st.st_mode & 0o7777 == 0o710, "setuid not re-added")
+        #expect(lstat(root + "/suid", &st) == 0 && st.st_uid == 1000 && st.st_mode & 0o7777 == 0o710)
         #expect(lstat(root + "/fine", &st) == 0 && st.st_uid == 0, "readable entries keep their owner")
         #expect(lstat(root + "/mine", &st) == 0 && st.st_mode & 0o777 == 0o500, "the uid owns it: owner bits only")
         #expect(try FileACL.read(path: root + "/acl").access.text.contains("u:1001:rw-"), "no ACL changes")
         #expect(try FileACL.read(path: root + "/g").defaultACL?.perms(.user(1000)) == nil)
         #expect(try FolderFixer.plan(kind: .chown, root: root, identity: Self.openmsi, need: .readTreeWriteRoot).entriesToChange == 0)
+        #expect(try FolderFixer.undo(journal: second.journal).restored == 2)
         let undo = try FolderFixer.undo(journal: outcome.journal)
         #expect(undo.restored == outcome.changed && undo.skipped.isEmpty, "\(undo.skipped)")
+        try PermShell.sh("chmod 4710 \(PermShell.quote(root))/suid && chmod 2070 \(PermShell.quote(root))/sgid")
         #expect(try Self.dump(root) == before)
     }
 
@@ -332,7 +368,7 @@ import Testing
         struct Killed: Error {}
         FolderFixer.testHookAfterBatch = { n in if n >= 4 { throw Killed() } }
         defer { FolderFixer.testHookAfterBatch = nil }
-        #expect(throws: Killed.self) {
+        #expect(throws: FixStopped.self) {
             try FolderFixer.apply(kind: .acl, root: root, identity: Self.openmsi, need: .readTreeWriteRoot,
                                   journalDirectory: Self.journalDirectory(s), options: FixOptions(threads: threads, batchLimit: 20))
         }
@@ -368,13 +404,13 @@ import Testing
         struct Killed: Error {}
         FolderFixer.testHookBeforeChange = { n in if n == 77 { throw Killed() } }
         defer { FolderFixer.testHookBeforeChange = nil }
-        #expect(throws: Killed.self) {
+        #expect(throws: FixStopped.self) {
             try FolderFixer.apply(kind: .acl, root: root, identity: Self.openmsi, need: .readTreeWriteRoot,
                                   journalDirectory: Self.journalDirectory(s), options: FixOptions(threads: threads, batchLimit: 50))
         }
         FolderFixer.testHookBeforeChange = nil
         let journal = try #require(FolderFixer.latestJournal(in: Self.journalDirectory(s)))
-        let records = try Self.journalObjects(journal).filter { $0["ino"] != nil }
+        let records = try Self.journalObjects(journal).filter { $0["type"] != nil }
         let undo = try FolderFixer.undo(journal: journal)
         #expect(undo.skipped.isEmpty, "\(undo.skipped)")
         // One thread stops exactly at change 77; with two, the other worker may finish a few changes of its own
