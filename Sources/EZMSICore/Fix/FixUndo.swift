@@ -58,12 +58,12 @@ extension FolderFixer {
             guard let object = FlatJSON.parse(line[...]), let record = JournalRecord(object), case .state(let state) = record else {
                 continue  // verified already: markers, directory records, a last line cut short by a kill
             }
-            let display = reacher.display(state)
+            // The path is rebuilt (from the directory records) only for what is reported: O(depth) each.
             switch restore(state, reacher: reacher, rootFD: rootFD, rootMountID: rootMountID, dryRun: dryRun) {
             case .restored: outcome.restored += 1
             case .alreadyOriginal: outcome.alreadyOriginal += 1
-            case .skipped(let why): outcome.skipped.append(display + ": " + why)
-            case .left(let why): outcome.left.append(display + ": " + why)
+            case .skipped(let why): outcome.skipped.append(reacher.display(state) + ": " + why)
+            case .left(let why): outcome.left.append(reacher.display(state) + ": " + why)
             }
         }
         reacher.closeAll()
