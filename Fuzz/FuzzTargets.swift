@@ -15,7 +15,12 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         _ = ConfigParser.parse(bytes: bytes, path: "fuzz.config")
     default:
         // The journal reader works on a descriptor: an anonymous memory file holds the input.
-        let fd = memfd_create("journal", 0)
+        #if arch(x86_64)
+        let memfdCreate = 319
+        #else
+        let memfdCreate = 279
+        #endif
+        let fd = Int32("journal".withCString { Xattr.syscall6(memfdCreate, Int(bitPattern: $0), 0, 0, 0, 0, 0) })
         guard fd >= 0 else { return 0 }
         defer { close(fd) }
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

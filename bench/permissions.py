@@ -5,7 +5,9 @@
               and vs `getfacl -R -p DIR` (target <= 0.25x)
   fix         `ezmsi fix --yes` vs `setfacl -R -m u:1000:rwX,d:u:1000:rwX DIR` on identical fresh copies (target <= 1.0x)
   refix       a second `ezmsi fix --yes` (nothing to change) vs find (target <= 1.5x)
-  memory      peak RSS of the audit on a tree of 1,000,000 entries (target <= 64 MiB)
+  undo        `ezmsi undo` of that fix vs the fix itself (target <= 1.5x)
+  memory      peak RSS of the audit on a tree of 1,000,000 entries (target <= 64 MiB), and of the fix and the undo
+              there (undo: time <= 1.5x the fix's, peak <= 64 MiB)
 
 Usage: bench/permissions.py [--files 200000] [--big 1000000] [--runs 3] [--ezmsi .build/release/ezmsi] [--skip-memory]
 Run as root (trees are root-owned 0640 files in 0750 folders, so uid 1000 needs a change everywhere).
@@ -60,6 +62,11 @@ def doctor(folder, extra=()):
             "DataFileUploadDirectory", "data", "--config", "config.config"], env
 
 
+def undo(folder):
+    env = dict(os.environ, XDG_STATE_HOME=state)
+    return [ezmsi, "undo", "--deployment", deployment, "--folder", folder], env
+
+
 def fix(folder):
     env = dict(os.environ, XDG_STATE_HOME=state)
     return [ezmsi, "fix", "--yes", "--deployment", deployment, "--folder", folder, "--",
@@ -86,7 +93,7 @@ results["audit_vs_find"] = round(results["audit_s"] / results["find_s"], 3)
 results["audit_vs_getfacl"] = round(results["audit_s"] / results["getfacl_s"], 3)
 
 # 2. fix vs setfacl on identical fresh copies; 3. second fix vs find.
-fix_t, setfacl_t, refix_t, find2_t = [], [], [], []
+fix_t, setfacl_t, refix_t, find2_t, undo_t = [], [], [], [], []
 for _ in range(a.runs):
     a_tree, b_tree = os.path.join(a.work, "fix-a"), os.path.join(a.work, "fix-b")
     make_tree(a_tree, a.files)
@@ -99,12 +106,19 @@ for _ in range(a.runs):
     t, _ = timed(["setfacl", "-R", "-m", "u:1000:rwX,d:u:1000:rwX", b_tree]); setfacl_t.append(t)
     t, _ = timed(cmd, env=env); refix_t.append(t)
     t, _ = timed(["find", a_tree, "-printf", "%U %G %m\n"]); find2_t.append(t)
+    cmd, env = undo(a_tree)
+    t, r = timed(cmd, env=env)
+    if r.returncode != 0:
+        sys.exit(f"ezmsi undo failed ({r.returncode}): {r.stderr.decode()[-500:]}")
+    undo_t.append(t)
     shutil.rmtree(a_tree); shutil.rmtree(b_tree)
 results["fix_s"] = round(statistics.median(fix_t), 3)
 results["setfacl_s"] = round(statistics.median(setfacl_t), 3)
 results["fix_vs_setfacl"] = round(results["fix_s"] / results["setfacl_s"], 3)
 results["refix_s"] = round(statistics.median(refix_t), 3)
 results["refix_vs_find"] = round(results["refix_s"] / statistics.median(find2_t), 3)
+results["undo_s"] = round(statistics.median(undo_t), 3)
+results["undo_vs_fix"] = round(results["undo_s"] / results["fix_s"], 3)
 
 # 4. peak memory of the audit on a big tree.
 if not a.skip_memory:
@@ -113,10 +127,19 @@ if not a.skip_memory:
     cmd, env = doctor(big, ("--only", "folder.tree", "--format", "json"))
     r = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     results["big_audit_peak_mib"] = round(int(r.stderr.decode().strip().splitlines()[-1]) / 1024, 1)
+    def peak(cmd, env):
+        start = time.perf_counter()
+        r = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if r.returncode not in (0, 1):
+            sys.exit(f"{cmd[1]} failed ({r.returncode}): {r.stderr.decode()[-500:]}")
+        return time.perf_counter() - start, round(int(r.stderr.decode().strip().splitlines()[-1]) / 1024, 1)
+    results["big_fix_s"], results["big_fix_peak_mib"] = peak(*fix(big))
+    results["big_undo_s"], results["big_undo_peak_mib"] = peak(*undo(big))
+    results["big_undo_vs_fix"] = round(results["big_undo_s"] / results["big_fix_s"], 3)
     shutil.rmtree(big)
 
 results["targets"] = {"audit_vs_find": 1.5, "audit_vs_getfacl": 0.25, "fix_vs_setfacl": 1.0, "refix_vs_find": 1.5,
-                      "big_audit_peak_mib": 64}
+                      "undo_vs_fix": 1.5, "big_audit_peak_mib": 64, "big_undo_vs_fix": 1.5, "big_undo_peak_mib": 64}
 results["met"] = all(results.get(k, 0) <= v for k, v in results["targets"].items())
 print(json.dumps(results))
 shutil.rmtree(tree)

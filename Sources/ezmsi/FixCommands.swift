@@ -98,29 +98,29 @@ struct Fix: ParsableCommand {
             throw ExitCode(e.isRefusal ? Exit.input : Exit.failed)
         }
         let skippedText = Self.skippedLines(outcome)
-        if outcome.changed == 0 && outcome.journal.isEmpty {
+        if outcome.changed == 0 && outcome.journal.isEmpty && skippedText.isEmpty {
             if format == .json {
                 out.stdout(JSONRenderer.render(Report(folder: folder, identity: identity.host.description, plans: [], userPlan: userPlan,
                                                       applied: outcome, after: nil)))
-            } else if skippedText.isEmpty {
-                out.stdout("changed 0 entries: nothing to change, \(identity.host.description) can already use every entry of \(VisibleName.escape(folder))\n")
             } else {
-                out.stdout("changed 0 entries of \(VisibleName.escape(folder))\n" + skippedText)
+                out.stdout("changed 0 entries: nothing to change, \(identity.host.description) can already use every entry of \(VisibleName.escape(folder))\n")
             }
-            if !skippedText.isEmpty { throw ExitCode(Exit.failed) }
             return
         }
-        // Re-run the probes on the changed folder and report the outcome.
+        // Re-run the probes on the changed folder and report the outcome: they say whether what was left unchanged
+        // (refused, replaced, failed) still keeps the container from working.
         let (after, _) = try diagnose(resolved, selection: RunOptions(timeout: timeout, only: ["folder.", "identity.", "mounts."]))
         if format == .json {
             out.stdout(JSONRenderer.render(Report(folder: folder, identity: identity.host.description, plans: [], userPlan: userPlan,
                                                   applied: outcome, after: after)))
         } else {
-            let head = "changed \(outcome.changed) entr\(outcome.changed == 1 ? "y" : "ies") in \(Int(outcome.durationMs)) ms; journal: \(outcome.journal)\n" +
-                skippedText + "undo with: ezmsi undo \(ShellWords.quote(outcome.journal))\n\n"
-            out.stdout(head + HumanRenderer.render(after, color: Terminal.wantsColor(fd: 1, environment: ProcessInfo.processInfo.environment)))
+            var head = "changed \(outcome.changed) entr\(outcome.changed == 1 ? "y" : "ies") in \(Int(outcome.durationMs)) ms"
+            head += outcome.journal.isEmpty ? "\n" : "; journal: \(outcome.journal)\n"
+            head += skippedText
+            if !outcome.journal.isEmpty { head += "undo with: ezmsi undo \(ShellWords.quote(outcome.journal))\n" }
+            out.stdout(head + "\n" + HumanRenderer.render(after, color: Terminal.wantsColor(fd: 1, environment: ProcessInfo.processInfo.environment)))
         }
-        throw ExitCode(skippedText.isEmpty ? after.summary.exitCode : max(Exit.failed, after.summary.exitCode))
+        throw ExitCode(after.summary.exitCode)
     }
 
     /// What the fix did not change and why (names shown with control characters visible).

@@ -102,13 +102,14 @@ struct FixTests {
         let process = try ChildProcess.spawn(Repo.binary, ["fix", "--yes", "--deployment", dir.path, "--env-file", envFile, "--config", config, "--folder", data,
                                                            "--", "DataFileUploadDirectory", "data", "--config", "config.config"],
                                              environment: env, stdout: .null, stderr: .null)
-        // Kill it once its journal holds a few batches (512 records each), well before it can finish 40,000 entries.
+        // Kill it once its journal holds three batches (8192 records of about 190 bytes each: with two workers, at least
+        // one batch's changes are made by then), well before it can finish 40,000 entries.
         let journalDir = state.path + "/ezmsi/journals"
         let deadline = Date().addingTimeInterval(20)
         var journal: String?
         while Date() < deadline {
             if let name = try? FileManager.default.contentsOfDirectory(atPath: journalDir).first(where: { $0.hasSuffix(".jsonl") }),
-               let size = (try? FileManager.default.attributesOfItem(atPath: journalDir + "/" + name))?[.size] as? Int, size > 200_000 {
+               let size = (try? FileManager.default.attributesOfItem(atPath: journalDir + "/" + name))?[.size] as? Int, size > 4_700_000 {
                 journal = journalDir + "/" + name
                 break
             }

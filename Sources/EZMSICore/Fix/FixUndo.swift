@@ -344,7 +344,7 @@ struct JournalContents {
         var lineNumber = 0
         var offset = 0
         var pending: [UInt8] = []
-        var block = [UInt8](repeating: 0, count: 1 << 20)
+        var block = [UInt8](repeating: 0, count: min(max(size, 1), 1 << 20))
         var sawMarkerAfterRecords = false
         func take(_ line: [UInt8], _ number: Int) throws {
             guard let object = FlatJSON.parse(line[...]) else { throw damaged(number, "not a JSON object") }

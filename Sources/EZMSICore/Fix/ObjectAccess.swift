@@ -311,16 +311,8 @@ struct VerifiedObject {
         guard id.mountID == mountID else { Glibc.close(fd); return .failure(.otherMount) }
         guard id.isDirectory || id.isRegular else { Glibc.close(fd); return .failure(.notFileOrDirectory) }
         if let judged, !id.sameAsJudged(judged) { Glibc.close(fd); return .failure(.replaced) }
+        // The magic link of `fd` is the object itself (no path lookup in the tree), so the reopened descriptor is it.
         let real = ObjectAccess.reopen(fd)
-        if real >= 0 {
-            // The reopened descriptor must be the same object (it is, by construction of the magic link; checked anyway).
-            var st = stat()
-            if fstat(real, &st) != 0 || UInt64(st.st_ino) != id.ino || UInt64(st.st_dev) != id.dev {
-                Glibc.close(real)
-                Glibc.close(fd)
-                return .failure(.replaced)
-            }
-        }
         return .success(VerifiedObject(pathFD: fd, realFD: real, identity: id))
     }
 }

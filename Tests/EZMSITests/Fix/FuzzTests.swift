@@ -72,7 +72,7 @@ import Testing
                                             journalDirectory: journals)
         var valid = Array(try Data(contentsOf: URL(fileURLWithPath: outcome.journal)))
         var fixedDump = try FolderFixerTests.dump(root)
-        let seeds = Int(ProcessInfo.processInfo.environment["EZMSI_FUZZ_SEEDS"] ?? "") ?? 300
+        let seeds = Int(ProcessInfo.processInfo.environment["EZMSI_FUZZ_SEEDS"] ?? "") ?? 200
         var refused = 0, accepted = 0
         for seed in 0..<seeds {
             var rng = SplitMix(state: UInt64(seed))
@@ -102,7 +102,7 @@ import Testing
     }
 
     @Test func randomBytesNeverCrashTheEnvFileAndConfigReaders() {
-        let seeds = Int(ProcessInfo.processInfo.environment["EZMSI_FUZZ_SEEDS"] ?? "") ?? 2000
+        let seeds = Int(ProcessInfo.processInfo.environment["EZMSI_FUZZ_SEEDS"] ?? "") ?? 20000
         let seedCorpus: [[UInt8]] = [Array(ExampleFacts.goodEnv.utf8), Array(ExampleFacts.goodProducerConfig.utf8),
                                      Array("[broker]\nkey = $A ${B} %(c)s\n\tcontinued\n;comment\n".utf8)]
         for seed in 0..<seeds {
