@@ -106,6 +106,34 @@ public enum Secrets {
 
     public static func isSecretKey(_ key: String) -> Bool { secretConfigKeys.contains(key) }
 
+    /// Config keys that hold a credential (a broker address is not one: it is secret-looking, not a credential).
+    static let credentialConfigKeys: Set<String> = secretConfigKeys.subtracting(["bootstrap.servers"])
+
+    /// A credential written into the config itself instead of `$NAME` (which OpenMSIStream expands from the
+    /// environment, i.e. the env-file).
+    public struct LiteralSecret: Equatable, Sendable {
+        public var section: String
+        public var key: String
+        public var line: Int
+        /// The env-file variable to move it to: the recipe's name where there is one.
+        public var suggestedVariable: String
+    }
+
+    /// Every literal credential in `config` ([DEFAULT] included), in file order. An empty value is none.
+    public static func literalSecrets(in config: ConfigFile) -> [LiteralSecret] {
+        let named: [String: String] = ["sasl.username": "CONFLUENT_USERNAME", "sasl.password": "CONFLUENT_PASSWORD"]
+        var found: [LiteralSecret] = []
+        for (section, options) in [("DEFAULT", config.defaults)] + config.sections.map({ ($0.name, $0.options) }) {
+            for option in options where credentialConfigKeys.contains(option.key) {
+                let raw = option.raw.trimmingCharacters(in: .whitespaces)
+                guard !raw.isEmpty, !raw.hasPrefix("$") else { continue }
+                let variable = named[option.key] ?? option.key.uppercased().replacingOccurrences(of: ".", with: "_")
+                found.append(LiteralSecret(section: section, key: option.key, line: option.line, suggestedVariable: variable))
+            }
+        }
+        return found.sorted { $0.line < $1.line }
+    }
+
     public static func scrubber(for facts: Facts) -> Scrubber {
         var values: [String] = []
         if case .success(let env) = facts.envFile.get() {
