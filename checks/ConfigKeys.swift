@@ -1,4 +1,5 @@
 import EZMSICore
+import Foundation
 
 /// The keys of the config are what the program needs and what librdkafka (and kafka-python) accept.
 public struct ConfigKeys: Probe {
@@ -29,6 +30,19 @@ public struct ConfigKeys: Probe {
             },
             ProbeExample("empty client.id", expect: .warn, code: "empty-client-id") {
                 ExampleFacts.make(config: ExampleFacts.goodConsumerConfig + "client.id =\n")
+            },
+            ProbeExample("a literal sasl.password instead of $CONFLUENT_PASSWORD", expect: .warn, code: "literal-secret") {
+                ExampleFacts.make(config: ExampleFacts.goodConsumerConfig.replacingOccurrences(
+                    of: "sasl.password     = $CONFLUENT_PASSWORD", with: "sasl.password     = hunter2-in-the-file"))
+            },
+            ProbeExample("a literal S3 secret key", expect: .warn, code: "literal-secret") {
+                ExampleFacts.make(command: "S3TransferStreamProcessor xrd-bucket --config config.config --topic_name xrd --consumer_group_id xrd_lab",
+                                  config: ExampleFacts.goodConsumerConfig + Self.s3Section.replacingOccurrences(
+                                    of: "secret_key_id = $SECRET_KEY_ID", with: "secret_key_id = wJalrXUtnFEMI-literal"))
+            },
+            ProbeExample("S3 keys referenced as $NAME", expect: .pass) {
+                ExampleFacts.make(command: "S3TransferStreamProcessor xrd-bucket --config config.config --topic_name xrd --consumer_group_id xrd_lab",
+                                  config: ExampleFacts.goodConsumerConfig + Self.s3Section)
             },
         ]
     }
@@ -124,6 +138,15 @@ public struct ConfigKeys: Probe {
             }
         }
 
+        // Credentials belong in the env-file: the config is mounted into the container, copied into custom images and
+        // attached to tickets. The value itself is never shown.
+        for secret in Secrets.literalSecrets(in: config) {
+            findings.append(.warn("literal-secret",
+                                  "[\(secret.section)] \(secret.key) holds a literal credential (not $NAME): it sits in the config file, which is mounted into the container, copied into a custom image and shared with it",
+                                  at: at(secret.line),
+                                  fix: Remediation("Move it to the env-file and write $NAME: add \(secret.suggestedVariable)=… to \((facts.deployment.envFile as NSString).lastPathComponent) and write `\(secret.key) = $\(secret.suggestedVariable)`")))
+        }
+
         findings += judgeS3(config, program: program, path: path)
         findings += judgeHeartbeatAndLog(config, path: path)
         findings += judgeKafkaCrypto(config, path: path)
@@ -132,6 +155,16 @@ public struct ConfigKeys: Probe {
         return ProbeOutcome(problems == 0 ? "keys fit \(program?.name ?? "OpenMSIStream")" : "\(problems) problem\(problems == 1 ? "" : "s") with keys",
                             findings: findings)
     }
+
+    static let s3Section = """
+
+        [s3]
+        access_key_id = $ACCESS_KEY_ID
+        secret_key_id = $SECRET_KEY_ID
+        endpoint_url  = https://s3.example.org
+        region        = us-east-1
+
+        """
 
     /// Keys OpenMSIStream consumes itself before librdkafka sees the section.
     private func isOpenMSIStreamKey(_ key: String, section: String) -> Bool {

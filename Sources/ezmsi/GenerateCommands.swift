@@ -81,7 +81,9 @@ struct GenerateCustomImage: ParsableCommand {
         discussion: """
             The base image is pinned by digest when it came from a registry; files are copied with --chown to the \
             container user and modest modes (config 0640, script 0750); the ENTRYPOINT is exec form and the script \
-            execs the program, so it is PID 1 and gets SIGTERM. Prints the build and run commands.
+            execs the program, so it is PID 1 and gets SIGTERM. Prints the build and run commands. Refuses (exit 1, \
+            even with --force) a config holding a literal credential (write $NAME and put the value in the env-file) \
+            and a command carrying the Girder API key: an image layer is no place for a secret.
             """)
 
     @Argument(help: "Folder for the build context (created if missing).") var directory: String
@@ -98,6 +100,14 @@ struct GenerateCustomImage: ParsableCommand {
         case .failure(let problem):
             inputFailure(InputError(file: gate.deployment.configFile, line: nil, message: problem.description,
                                     fix: "the custom image bakes the config in: make it readable"))
+        }
+        // Never a credential in a layer, --force or not: refuse before writing anything.
+        let baked = CustomImage.secretsBakedIn(configBytes: configBytes, configPath: gate.deployment.configFile,
+                                               command: gate.deployment.command)
+        if !baked.isEmpty {
+            gate.out.stderr("ezmsi: not generating the custom image: it would hold a secret\n" +
+                            baked.map { "  \($0.file)\($0.line.map { ":\($0)" } ?? ""): \($0.message)\n    fix: \($0.fix)\n" }.joined())
+            throw ExitCode(Exit.failed)
         }
         do { try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true) } catch {
             inputFailure(InputError(file: target, line: nil, message: "cannot create the folder", fix: "choose a writable place"))

@@ -72,13 +72,13 @@ struct Run: ParsableCommand {
 
         if let existing = try docker.container(name) {
             guard replace else {
-                gate.out.stderr("ezmsi: a container named \(name) already exists (\(existing.status)); `ezmsi status` shows it.\n" +
+                gate.out.stderr("ezmsi: a container named \(VisibleText.escape(name)) already exists (\(VisibleText.escape(existing.status))); `ezmsi status` shows it.\n" +
                                 "  add --replace to remove it and start a new one\n")
                 throw ExitCode(Exit.failed)
             }
             let removed = try docker.run(["rm", "-f", name])
             guard removed.status == 0 else {
-                gate.out.stderr("ezmsi: cannot remove \(name): \(removed.stderr)")
+                gate.out.stderr("ezmsi: cannot remove \(VisibleText.escape(name)):\n" + VisibleText.lines(removed.stderr, prefix: "  │ "))
                 throw ExitCode(Exit.failed)
             }
         }
@@ -90,6 +90,8 @@ struct Run: ParsableCommand {
             for (plain, hidden) in zip(resolved.command, masked) where plain != hidden {
                 argv = argv.map { $0 == plain ? hidden : $0 }
             }
+            // An env-file value written on the command line too (in clear, base64 or URL-encoded) is not recorded.
+            argv = argv.map(gate.out.scrubber.scrub)
             var withImage = resolved
             withImage.image = image
             let entry = DeploymentRecord(
@@ -98,7 +100,9 @@ struct Run: ParsableCommand {
                 config: FileStamp.make(path: resolved.configFile), envFile: FileStamp.make(path: resolved.envFile),
                 host: HostFacts.gather(dockerEngine: gate.engineVersion),
                 startedAt: ISO8601DateFormatter().string(from: Date()))
-            do { try TrackerWriter.record(entry, for: customImage == nil ? resolved : withImage) } catch let e as InputError {
+            do {
+                try TrackerWriter.record(entry, for: customImage == nil ? resolved : withImage, scrubber: gate.out.scrubber)
+            } catch let e as InputError {
                 inputFailure(e)
             } catch {
                 gate.out.stderr("ezmsi: the container runs, but the record could not be written: \(error)\n")
@@ -106,18 +110,18 @@ struct Run: ParsableCommand {
             }
         }
 
-        gate.out.stderr("ezmsi: \(command.shellLine)\n")
+        gate.out.stderr("ezmsi: \(VisibleText.escape(command.shellLine))\n")
         switch mode {
         case .daemon:
             let started = try docker.run(Array(command.argv.dropFirst()), timeout: 300)
             guard started.status == 0 else {
-                gate.out.stderr("ezmsi: docker run failed (exit \(started.status)):\n\(started.stderr)")
+                gate.out.stderr("ezmsi: docker run failed (exit \(started.status)):\n" + VisibleText.lines(started.stderr, prefix: "  │ "))
                 throw ExitCode(Exit.failed)
             }
             let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             try record(containerID: id)
-            gate.out.stdout("started \(name) (\(id.prefix(12))); recorded in \(resolved.directory)/tracker.json\n" +
-                            "next: ezmsi status --deployment \(ShellWords.quote(resolved.directory))\n")
+            gate.out.stdout("started \(VisibleText.escape(name)) (\(VisibleText.escape(String(id.prefix(12))))); recorded in \(VisibleText.escape(resolved.directory))/tracker.json\n" +
+                            "next: ezmsi status --deployment \(VisibleText.escape(ShellWords.quote(resolved.directory)))\n")
         case .foreground, .shell:
             // Recorded before it starts (docker prints no id for an attached run); status finds it by name.
             if mode == .foreground { try record(containerID: nil) }
@@ -160,22 +164,28 @@ struct Status: ParsableCommand {
                                     fix: "start it with `ezmsi run` (it records what it started in tracker.json)"))
         }
         let facts = Facts(deployment: resolved, environment: ProcessInfo.processInfo.environment)
-        let out = Output(scrubber: Secrets.scrubber(for: facts))
+        var out = Output(scrubber: Secrets.scrubber(for: facts))
         guard let path = facts.dockerCLI.get().path else {
             out.stderr("ezmsi: the docker CLI is not on PATH\n")
             throw ExitCode(Exit.failed)
         }
         let docker = DockerCLIClient(path: path, environment: facts.environment)
-        let status: DeploymentStatus
+        var status: DeploymentStatus
         do {
             let container = try record.containerID.flatMap { try docker.container($0) } ?? docker.container(record.containerName)
+            // The record masks secret arguments (the Girder API key), but the program may print them: the
+            // container's own arguments say what to cut out.
+            out = Output(scrubber: out.scrubber.adding(Secrets.secretArguments(container?.command ?? [])))
             let logs = try container.map { try docker.logs($0.id, count: lines) } ?? []
             status = DeploymentStatus.evaluate(record: record, container: container,
                                                currentImageID: try docker.image(record.image)?.id, logs: logs)
         } catch {
-            out.stderr("ezmsi: \(error)\n")
+            out.stderr("ezmsi: \(VisibleText.escape(String(describing: error)))\n")   // docker's words, shown visibly
             throw ExitCode(Exit.failed)
         }
+        // Log lines are the container's own words: secrets (also base64- or URL-encoded) are cut out before JSON
+        // escaping could hide them from the output scrub.
+        status.logs = status.logs.map(out.scrubber.scrub)
         switch format {
         case .json: out.stdout(JSONRenderer.render(status))
         case .human:
@@ -192,7 +202,8 @@ struct SupportReport: ParsableCommand {
         discussion: """
             Holds the doctor's report, host facts (OS, kernel, docker client and engine versions, daemon flavour, \
             filesystem and mount options of each bind source), ezmsi's version, and the deployment with every secret \
-            replaced by its length and a short salted hash, plus a summary of what was withheld.
+            replaced by its length and (from 12 characters on) a slow salted fingerprint (PBKDF2-HMAC-SHA256), plus \
+            a summary of what was withheld.
             """)
 
     @OptionGroup var deployment: DeploymentOptions

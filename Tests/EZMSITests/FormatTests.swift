@@ -320,7 +320,8 @@ struct FormatTests {
 
     static func family(_ id: String) -> String { String(id.split(separator: ".")[0]) }
 
-    static func checkJUnit(_ xml: String, against report: Report, exactTimes: Bool, _ name: String) throws {
+    static func checkJUnit(_ xml: String, against exact: Report, exactTimes: Bool, _ name: String) throws {
+        let report = exact.visible()   // the text formats show each field visibly (VisibleText)
         let verdict = try FormatOracle.junit(xml)
         #expect(verdict.ok, "\(name): \(verdict.problems)")
         guard verdict.ok else { return }
@@ -404,7 +405,8 @@ struct FormatTests {
         }
     }
 
-    static func checkMarkdown(_ text: String, against report: Report, _ name: String) throws {
+    static func checkMarkdown(_ text: String, against exact: Report, _ name: String) throws {
+        let report = exact.visible()   // the text formats show each field visibly (VisibleText)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(lines.first?.hasPrefix("### ezmsi doctor: \(report.summary.exitCode == 0 ? "ready" : "not ready")") == true, "\(name)")
         let header = try #require(lines.firstIndex(of: "| status | probe | message | duration |"))
@@ -429,7 +431,8 @@ struct FormatTests {
 
     /// `exactTimes`: the text was rendered from `report` itself (not from another run of the same deployment), so the
     /// slowest probes it names are `report`'s.
-    static func checkGitHub(_ text: String, against report: Report, exactTimes: Bool = false, _ name: String) throws {
+    static func checkGitHub(_ text: String, against exact: Report, exactTimes: Bool = false, _ name: String) throws {
+        let report = exact.visible()   // the text formats show each field visibly (VisibleText)
         let lines = text.split(separator: "\n").map(String.init)
         let annotations = lines.compactMap(Annotation.parse)
         #expect(annotations.count == lines.count, "\(name): lines that are not annotations: \(lines.filter { Annotation.parse($0) == nil })")

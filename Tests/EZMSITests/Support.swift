@@ -128,3 +128,42 @@ func decodeJSON(_ text: String) throws -> [String: Any] {
 func check(_ report: [String: Any], _ id: String) -> [String: Any]? {
     (report["checks"] as? [[String: Any]])?.first { $0["id"] as? String == id }
 }
+
+/// The forms in which a secret could leak, each computed independently of ezmsi: the value, its base64 (standard
+/// and URL-safe, padded or not), its URL encoding, and the SHA-256 (from coreutils' sha256sum) in every 8-hex-digit
+/// window (the old `sha256 XXXXXXXX` fingerprints were its prefix).
+enum SecretForms {
+    nonisolated(unsafe) static var sha256Cache: [String: String] = [:]
+    static let lock = NSLock()
+
+    static func sha256(_ value: String) throws -> String {
+        lock.lock(); defer { lock.unlock() }
+        if let known = sha256Cache[value] { return known }
+        let out = try Subprocess.run("/bin/sh", ["-c", "printf '%s' \"$1\" | sha256sum", "sh", value])
+        let hex = String(out.stdout.prefix(64))
+        guard hex.count == 64 else { throw TestFailure("sha256sum failed: \(out.stderr)") }
+        sha256Cache[value] = hex
+        return hex
+    }
+
+    static func forms(_ secret: String) throws -> [(String, String)] {
+        var forms: [(String, String)] = [("plain", secret)]
+        let b64 = Data(secret.utf8).base64EncodedString()
+        let unpadded = b64.replacingOccurrences(of: "=", with: "")
+        forms.append(("base64", unpadded))
+        forms.append(("base64url", unpadded.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")))
+        // URL encoding as Python's urllib.parse.quote(safe="") writes it, and with every non-alphanumeric escaped.
+        let unreserved = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
+        for (name, allowed) in [("url-encoded", unreserved), ("url-encoded-all", CharacterSet.alphanumerics)] {
+            if let url = secret.addingPercentEncoding(withAllowedCharacters: allowed), url != secret { forms.append((name, url)) }
+        }
+        let hex = Array(try sha256(secret))
+        for start in 0...(hex.count - 8) { forms.append(("sha256[\(start)...]", String(hex[start..<start + 8]))) }
+        return forms
+    }
+
+    /// The names of the forms of `secret` found in `text`.
+    static func leaks(_ secret: String, in text: String) throws -> [String] {
+        try forms(secret).filter { text.contains($0.1) }.map(\.0)
+    }
+}

@@ -8,7 +8,7 @@ struct SupportBundleTests {
     /// Secrets planted in every input a bundle reads.
     static let secrets = [
         "broker-bootstrap.secret.example:9093", "lab-user-7f3a", "Pa55-w0rd!planted", "literal-config-pw-91",
-        "s3-secret-key-77aa", "girder-api-key-5c1e", "another\"quoted-secret",
+        "s3-secret-key-77aa", "girder-api-key-5c1e", "another\"quoted-secret", "short-pw9",
     ]
 
     func plantedDeployment(_ dir: TempDir) -> [String] {
@@ -18,6 +18,7 @@ struct SupportBundleTests {
             CONFLUENT_PASSWORD=\(Self.secrets[2])
             SAME_AS_PASSWORD=\(Self.secrets[2])
             QUOTED=\(Self.secrets[6])
+            SHORT_SECRET=\(Self.secrets[7])
             TZ=Europe/Berlin
 
             """, mode: 0o600)
@@ -54,8 +55,10 @@ struct SupportBundleTests {
         #expect(out.status == 0, "\(out.stderr)")
         let text = try String(contentsOfFile: file, encoding: .utf8)
         for secret in Self.secrets {
-            #expect(!text.contains(secret), "\(secret) leaked into the bundle")
-            #expect(!out.stdout.contains(secret) && !out.stderr.contains(secret))
+            // Not the value, nor its base64 or URL encoding, nor any 8 hex digits of its SHA-256.
+            let leaks = try SecretForms.leaks(secret, in: text)
+            #expect(leaks.isEmpty, "\(secret) leaked into the bundle as \(leaks)")
+            #expect(try SecretForms.leaks(secret, in: out.stdout + out.stderr).isEmpty)
         }
         var st = stat()
         stat(file, &st)
@@ -64,7 +67,7 @@ struct SupportBundleTests {
         // The published schema (schemas/bundle.schema.json) holds for the real bundle.
         try FormatOracle.expectValid("bundle", [text], "ezmsi report")
         let bundle = try decodeJSON(text)
-        #expect(bundle["bundleVersion"] as? Int == 1)
+        #expect(bundle["bundleVersion"] as? Int == 2)
         #expect((bundle["tool"] as? [String: Any])?["version"] as? String == EZMSI.version)
         let report = try #require(bundle["report"] as? [String: Any])
         #expect((report["checks"] as? [Any])?.isEmpty == false)
@@ -78,15 +81,34 @@ struct SupportBundleTests {
         let data = try #require(binds.first { $0["role"] as? String == "data" })
         #expect(data["filesystem"] is String && data["mountOptions"] is String, "\(data)")
 
-        // Secrets are length + salted hash; equal values give equal hashes within the bundle.
+        // Secrets are length + a PBKDF2 fingerprint with the bundle's salt, recomputed here by Python's hashlib;
+        // equal values give equal fingerprints within the bundle; a value under 12 characters gets its length only.
         let deployment = try #require(bundle["deployment"] as? [String: Any])
         let variables = try #require((deployment["envFile"] as? [String: Any])?["variables"] as? [[String: Any]])
         let password = try #require(variables.first { $0["key"] as? String == "CONFLUENT_PASSWORD" })
         let same = try #require(variables.first { $0["key"] as? String == "SAME_AS_PASSWORD" })
         #expect(password["length"] as? Int == Self.secrets[2].count)
         #expect(password["value"] == nil)
-        #expect((password["hash"] as? String)?.count == 8)
-        #expect(password["hash"] as? String == same["hash"] as? String)
+        let kdf = try #require((bundle["redaction"] as? [String: Any])?["kdf"] as? [String: Any])
+        #expect(kdf["algorithm"] as? String == "PBKDF2-HMAC-SHA256")
+        let rounds = try #require(kdf["rounds"] as? Int)
+        #expect(rounds >= 200_000)
+        let salt = try #require(kdf["salt"] as? String)
+        #expect(salt.count >= 32)
+        let bytes = try #require(kdf["bytes"] as? Int)
+        func pbkdf2(_ value: String) throws -> String {
+            let out = try FormatOracle.python(["-c", "import hashlib, sys; print(hashlib.pbkdf2_hmac('sha256', sys.argv[1].encode(), bytes.fromhex(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])).hex())",
+                                               value, salt, String(rounds), String(bytes)])
+            return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(password["fingerprint"] as? String == (try pbkdf2(Self.secrets[2])))
+        #expect(password["fingerprint"] as? String == same["fingerprint"] as? String)
+        let configOptions = ((deployment["config"] as? [String: Any])?["sections"] as? [[String: Any]] ?? []).flatMap { $0["options"] as? [[String: Any]] ?? [] }
+        let literal = try #require(configOptions.first { $0["key"] as? String == "sasl.password" })
+        #expect(literal["fingerprint"] as? String == (try pbkdf2(Self.secrets[3])))
+        let short = try #require(variables.first { $0["key"] as? String == "SHORT_SECRET" })
+        #expect(short["length"] as? Int == Self.secrets[7].count)
+        #expect(short["fingerprint"] == nil && short["value"] == nil, "too short to fingerprint: \(short)")
         #expect(variables.first { $0["key"] as? String == "TZ" }?["value"] as? String == "Europe/Berlin", "harmless values are shown")
         let redaction = try #require(bundle["redaction"] as? [String: Any])
         #expect((redaction["redactedCount"] as? Int ?? 0) >= 7)
@@ -95,7 +117,7 @@ struct SupportBundleTests {
         // A second bundle uses another salt: hashes cannot be matched across bundles.
         let second = try decodeJSON(try ezmsi(["report"] + args).stdout)
         let secondVars = (((second["deployment"] as? [String: Any])?["envFile"] as? [String: Any])?["variables"] as? [[String: Any]]) ?? []
-        #expect(secondVars.first { $0["key"] as? String == "CONFLUENT_PASSWORD" }?["hash"] as? String != password["hash"] as? String)
+        #expect(secondVars.first { $0["key"] as? String == "CONFLUENT_PASSWORD" }?["fingerprint"] as? String != password["fingerprint"] as? String)
     }
 
     @Test func mountTableFindsTheFilesystemOfAPath() {

@@ -86,7 +86,7 @@ public struct FileStamp: Codable, Equatable, Sendable {
 
     public static func digest(path: String, salt: String) -> String? {
         guard case .success(let snap) = FileReading.read(path) else { return nil }
-        return SHA256.hex(Array((salt + ":").utf8) + snap.bytes)
+        return Digests.sha256Hex(Array((salt + ":").utf8) + snap.bytes)
     }
 
     /// nil: unchanged; otherwise what changed.
@@ -98,7 +98,7 @@ public struct FileStamp: Codable, Equatable, Sendable {
     public static func newSalt() -> String {
         var bytes = [UInt8](repeating: 0, count: 8)
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-        return bytes.map { String(format: "%02x", $0) }.joined()
+        return Digests.hex(bytes)
     }
 }
 
@@ -141,7 +141,9 @@ public struct HostFacts: Codable, Equatable, Sendable {
 /// Writes the record into tracker.json, keeping every field and key order the user wrote; fills the recipe's empty
 /// fields from what ezmsi knows. The file is replaced atomically (temp file, fsync, rename): never half-written.
 public enum TrackerWriter {
-    public static func record(_ record: DeploymentRecord, for deployment: Deployment) throws {
+    /// `scrubber`: the deployment's secrets; the program's command is kept only when it carries none.
+    public static func record(_ record: DeploymentRecord, for deployment: Deployment,
+                              scrubber: Secrets.Scrubber = Secrets.Scrubber(secrets: [])) throws {
         let path = deployment.trackerPath ?? deployment.directory + "/tracker.json"
         var document: OrderedJSON
         var mode: mode_t = 0o644
@@ -171,7 +173,8 @@ public enum TrackerWriter {
         if let role = deployment.program?.role { known["type"] = role.rawValue }
         if let folder = deployment.dataFolder { known["service_local_target_folder"] = folder }
         // ezmsi's definition fields, so that the next `ezmsi doctor`/`run`/`status` needs no flags.
-        if Secrets.maskCommand(deployment.command) == deployment.command, !deployment.command.isEmpty {
+        if Secrets.maskCommand(deployment.command) == deployment.command, !deployment.command.isEmpty,
+           deployment.command.allSatisfy({ scrubber.scrub($0) == $0 }) {
             known["openmsistream_command"] = ShellWords.join(deployment.command)
         }
         known["image"] = deployment.image

@@ -63,10 +63,13 @@ public struct DeploymentStatus: Encodable, Sendable {
         return String(hex.prefix(12))
     }
 
+    /// For people. Every value from outside (names, paths, docker's states, log lines) is shown visibly
+    /// (`VisibleText`), so a container name or a log line can neither recolour the terminal nor forge a line.
     public func renderHuman(color: Bool) -> String {
         func paint(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
+        let v = VisibleText.escape
         var out = ""
-        let name = record.containerName
+        let name = v(record.containerName)
         switch state {
         case "running": out += paint("running", "32") + "  \(name)"
         case "restarting": out += paint("restarting", "33") + "  \(name)"
@@ -75,21 +78,21 @@ public struct DeploymentStatus: Encodable, Sendable {
         }
         out += "\n"
         if let c = container {
-            out += "  container  \(Self.short(c.id)) (\(c.status))\n"
-            if let started = c.startedAt { out += "  since      \(started)\n" }
-            if !c.running, let finished = c.finishedAt { out += "  exited     \(finished) with code \(c.exitCode)\(c.oomKilled ? " (out of memory)" : "")\n" }
+            out += "  container  \(v(Self.short(c.id))) (\(v(c.status)))\n"
+            if let started = c.startedAt { out += "  since      \(v(started))\n" }
+            if !c.running, let finished = c.finishedAt { out += "  exited     \(v(finished)) with code \(c.exitCode)\(c.oomKilled ? " (out of memory)" : "")\n" }
             out += "  restarts   \(c.restartCount)\n"
         }
-        out += "  image      \(record.image)" + (record.imageID.map { " (\(Self.short($0)))" } ?? "") + "\n"
-        out += "  started by ezmsi run at \(record.startedAt) on \(record.host.hostname)\n"
+        out += "  image      \(v(record.image))" + (record.imageID.map { " (\(v(Self.short($0))))" } ?? "") + "\n"
+        out += "  started by ezmsi run at \(v(record.startedAt)) on \(v(record.host.hostname))\n"
         if drift.isEmpty {
             out += "  drift      none: image, config and env-file are as recorded\n"
         } else {
-            for d in drift { out += "  " + paint("drift", "33") + "      \(d.what): \(d.detail)\n" }
+            for d in drift { out += "  " + paint("drift", "33") + "      \(v(d.what)): \(v(d.detail))\n" }
         }
         if !logs.isEmpty {
             out += "  last \(logs.count) log lines:\n"
-            for line in logs { out += "    │ \(line)\n" }
+            for line in logs { out += "    │ \(v(line))\n" }
         }
         return out
     }

@@ -14,6 +14,13 @@ public struct ContainerState: Codable, Equatable, Sendable {
     public var oomKilled: Bool
     /// The image id the container was created from (it keeps it when the tag moves on).
     public var imageID: String
+    /// Its entrypoint and arguments, as docker keeps them: never shown (a Girder API key is one of them), only used
+    /// to cut the container's secret arguments out of its log lines.
+    public var command: [String] = []
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, status, running, startedAt, finishedAt, exitCode, restartCount, oomKilled, imageID
+    }
 }
 
 /// The few things `run` and `status` ask the docker CLI. The CLI, not the Engine API, because it is what the user's
@@ -57,7 +64,9 @@ public struct DockerCLIClient: Sendable {
             exitCode: state["ExitCode"] as? Int ?? 0,
             restartCount: json["RestartCount"] as? Int ?? 0,
             oomKilled: state["OOMKilled"] as? Bool ?? false,
-            imageID: json["Image"] as? String ?? "?")
+            imageID: json["Image"] as? String ?? "?",
+            command: ((json["Config"] as? [String: Any])?["Entrypoint"] as? [String] ?? [])
+                + ((json["Config"] as? [String: Any])?["Cmd"] as? [String] ?? []))
     }
 
     /// The image's id and, when it came from a registry, its `repo@sha256:` digest; nil when it is not here.

@@ -61,7 +61,7 @@ public enum EndpointResolver {
         guard let name, name != "default" else {
             return .success(DockerEndpoint(host: "unix:///var/run/docker.sock", context: "default", source: source))
         }
-        let metaPath = "\(configDir)/contexts/meta/\(SHA256.hex(Array(name.utf8)))/meta.json"
+        let metaPath = "\(configDir)/contexts/meta/\(Digests.sha256Hex(Array(name.utf8)))/meta.json"
         guard let data = FileManager.default.contents(atPath: metaPath) else {
             return .failure(.contextNotFound(name: name, metaPath: metaPath))
         }

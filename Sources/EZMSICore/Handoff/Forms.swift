@@ -258,6 +258,23 @@ public enum CustomImage {
 
     public static func defaultTag(_ deployment: Deployment) -> String { "ezmsi/\(deployment.containerName):latest" }
 
+    /// What would put a credential into the image's layers, where anyone who can pull the image reads it: a literal
+    /// credential in the config (copied in) or a secret argument (the Girder API key) in the startup script. Each
+    /// names the file and line, never the value. Empty: nothing secret is baked in.
+    public static func secretsBakedIn(configBytes: [UInt8], configPath: String, command: [String]) -> [InputError] {
+        var problems = Secrets.literalSecrets(in: ConfigParser.parse(bytes: configBytes, path: configPath)).map {
+            InputError(file: configPath, line: $0.line,
+                       message: "[\($0.section)] \($0.key) holds a literal credential: the custom image would carry it in a layer",
+                       fix: "move it to the env-file and write $NAME: add \($0.suggestedVariable)=… to the env-file and write `\($0.key) = $\($0.suggestedVariable)`")
+        }
+        if Secrets.maskCommand(command) != command, let program = command.first {
+            problems.append(InputError(file: "the command", line: nil,
+                                       message: "\(program)'s command line carries a secret (the API key): the startup script would carry it in a layer",
+                                       fix: "run it with `ezmsi run` or a systemd unit instead of a custom image"))
+        }
+        return problems
+    }
+
     public static func files(_ context: FormContext, configBytes: [UInt8]) -> [File] {
         let d = context.deployment
         let home = ProgramTable.imageHome
@@ -272,8 +289,9 @@ public enum CustomImage {
             # \(context.header)
             # Build: docker build -t \(defaultTag(d)) .
             \(from)
-            # The config is owned by the container user and not writable by others; credentials are not in it but in
-            # the env-file, given at `docker run --env-file` time and never copied into the image.
+            # The config is owned by the container user and not writable by others. It holds no credential (ezmsi
+            # refuses to generate an image from a config that does): credentials are `$NAME` references to the
+            # env-file, given at `docker run --env-file` time and never copied into the image.
             COPY --chown=\(context.owner) config.config \(ProgramTable.containerConfigPath)
             COPY --chown=\(context.owner) startup-script.sh \(script)
             WORKDIR \(home)

@@ -41,7 +41,8 @@ public enum HumanRenderer {
                               "folder": "Folder", "identity": "Identity", "mounts": "Mounts",
                               "custom_image": "Custom image", "tracker": "Tracker", "broker": "Broker"]
 
-    public static func render(_ report: Report, color: Bool) -> String {
+    public static func render(_ unescaped: Report, color: Bool) -> String {
+        let report = unescaped.visible()   // each outside field escaped before the layout adds its own lines
         let style = Style(color: color)
         var out = ""
         let d = report.deployment

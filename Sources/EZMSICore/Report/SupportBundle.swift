@@ -1,11 +1,15 @@
 import Foundation
 
 /// `ezmsi report`: one JSON file a user attaches to a ticket. It says everything about the setup and nothing secret:
-/// secret values are replaced by their length and a short hash salted with a random salt that is not in the bundle,
-/// so support can see that two places hold the same value (same hash within one bundle) without seeing it, and
-/// cannot test guesses against it.
+/// secret values are replaced by their length and, for values of `SupportBundleBuilder.minimumFingerprintLength`
+/// characters or more, a fingerprint: PBKDF2-HMAC-SHA256 with a random salt per bundle and `Digests.pbkdf2Rounds`
+/// rounds. Support can see that two places (the env-file and the config, say) hold the same value (same fingerprint
+/// within one bundle) without seeing it; the salt is in the bundle (`redaction.kdf`), so anyone can check a
+/// fingerprint, but each guess costs the full KDF, and a short value, which guessing could find, gets no
+/// fingerprint at all. Fingerprints of two bundles cannot be matched (different salts).
 public struct SupportBundle: Encodable, Sendable {
-    public static let bundleVersion = 1
+    /// 2: `hash` (8 hex digits of salted SHA-256) became `fingerprint` (PBKDF2) with `redaction.kdf`.
+    public static let bundleVersion = 2
 
     public var bundleVersion = SupportBundle.bundleVersion
     public var tool: Report.Tool
@@ -65,14 +69,14 @@ public struct SupportBundle: Encodable, Sendable {
         public var variables: [Variable]
     }
 
-    /// One value: shown only when it cannot be secret, else length and salted hash.
+    /// One value: shown only when it cannot be secret, else its length and (when long enough) its fingerprint.
     public struct Variable: Encodable, Sendable {
         public var key: String
         public var line: Int
         public var bare: Bool
         public var value: String?
         public var length: Int?
-        public var hash: String?
+        public var fingerprint: String?
     }
 
     public struct ConfigPart: Encodable, Sendable {
@@ -90,9 +94,20 @@ public struct SupportBundle: Encodable, Sendable {
 
     public struct Redaction: Encodable, Sendable {
         public var method: String
+        public var kdf: KDFParameters
         public var redactedCount: Int
         /// Where values were withheld, e.g. `openmsi.env:3 CONFLUENT_PASSWORD`.
         public var places: [String]
+    }
+
+    /// How each `fingerprint` was made: hex of PBKDF2(`algorithm`, password = the value's UTF-8 bytes, `salt` (hex
+    /// decoded), `rounds`, `bytes` output bytes); values shorter than `minimumLength` characters have none.
+    public struct KDFParameters: Encodable, Sendable {
+        public var algorithm: String
+        public var rounds: Int
+        public var salt: String
+        public var bytes: Int
+        public var minimumLength: Int
     }
 }
 
@@ -100,12 +115,21 @@ public enum SupportBundleBuilder {
     /// Values of these env keys are never secret and help support (timezone, paths).
     static var harmlessEnvKeys: Set<String> { Secrets.harmlessKeys }
 
+    /// Values shorter than this get no fingerprint, only their length: even a slow KDF does not protect a value
+    /// short enough to enumerate.
+    public static let minimumFingerprintLength = 12
+
     public static func build(report: Report, facts: Facts, salt: [UInt8] = randomSalt()) -> SupportBundle {
         let d = facts.deployment
         var places: [String] = []
-        func redact(_ value: String, place: String) -> (length: Int, hash: String) {
+        var fingerprints: [String: String] = [:]   // the KDF is slow on purpose: once per distinct value
+        func redact(_ value: String, place: String) -> (length: Int, fingerprint: String?) {
             places.append(place)
-            return (value.count, String(SHA256.hex(salt + Array(value.utf8)).prefix(8)))
+            guard value.count >= minimumFingerprintLength else { return (value.count, nil) }
+            if let known = fingerprints[value] { return (value.count, known) }
+            let fingerprint = Digests.slowFingerprint(value, salt: salt)
+            fingerprints[value] = fingerprint
+            return (value.count, fingerprint)
         }
 
         // The env-file: keys, lines, and for each value its length and hash.
@@ -123,7 +147,7 @@ public enum SupportBundleBuilder {
                     } else {
                         let r = redact(value, place: "\((d.envFile as NSString).lastPathComponent):\(entry.line) \(entry.key)")
                         v.length = r.length
-                        v.hash = r.hash
+                        v.fingerprint = r.fingerprint
                     }
                 }
                 env.variables.append(v)
@@ -147,7 +171,7 @@ public enum SupportBundleBuilder {
                     } else {
                         let r = redact(raw, place: "\((d.configFile as NSString).lastPathComponent):\(option.line) [\(section.name)] \(option.key)")
                         v.length = r.length
-                        v.hash = r.hash
+                        v.fingerprint = r.fingerprint
                     }
                     part.options.append(v)
                 }
@@ -192,7 +216,9 @@ public enum SupportBundleBuilder {
             deployment: SupportBundle.DeploymentPart(summary: report.deployment, site: d.site, envFile: env, config: config,
                                                      tracker: tracker, record: loaded?.record),
             redaction: SupportBundle.Redaction(
-                method: "secret values replaced by their length and the first 8 hex digits of SHA-256(salt + value); the salt is random per bundle and not included: equal hashes within one bundle mean equal values",
+                method: "secret values replaced by their length and, from \(minimumFingerprintLength) characters on, a fingerprint: PBKDF2-HMAC-SHA256 of the value with the salt and rounds of `kdf` (the salt is random per bundle): equal fingerprints within one bundle mean equal values",
+                kdf: SupportBundle.KDFParameters(algorithm: "PBKDF2-HMAC-SHA256", rounds: Digests.pbkdf2Rounds, salt: Digests.hex(salt),
+                                                 bytes: Digests.fingerprintBytes, minimumLength: minimumFingerprintLength),
                 redactedCount: places.count, places: places))
     }
 

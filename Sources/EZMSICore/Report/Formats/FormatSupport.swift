@@ -123,18 +123,40 @@ extension Secrets.Scrubber {
         // The walk below costs four JSON passes; it is only needed when a secret, as JSONEncoder writes it, is in the
         // encoding at all (the usual case is that none is).
         let encoded = String(decoding: data, as: UTF8.self)
-        guard secrets.contains(where: { encoded.contains($0) || encoded.contains(Self.jsonEscaped($0)) }),
-              let tree = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return report }
+        guard secrets.contains(where: { encoded.contains($0) || encoded.contains(Self.jsonEscaped($0)) }) else { return report }
+        return report.mapStrings(data, scrub) ?? report
+    }
+}
+
+extension Report {
+    /// The report with every string field shown visibly (`VisibleText.escape`): each field on its own, so that the
+    /// text formats can then lay the fields out on lines of their own. Escaping fields, not the finished text, is
+    /// what keeps ezmsi's own layout (its line breaks) intact while no outside value (a file name, a config value,
+    /// docker's message) can add a line break, an escape sequence or an annotation of its own. Probes need not
+    /// remember to escape what they interpolate: every field is escaped here, whatever it holds.
+    public func visible() -> Report {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        guard let data = try? encoder.encode(self) else { return self }
+        // JSON writes every control character and backslash with a backslash; C1 and bidi controls it leaves raw.
+        // Without either, nothing needs escaping (the usual case), and the four JSON passes below are skipped.
+        let encoded = String(decoding: data, as: UTF8.self)
+        guard encoded.contains("\\") || encoded.unicodeScalars.contains(where: VisibleText.needsEscape) else { return self }
+        return mapStrings(data, VisibleText.escape) ?? self
+    }
+
+    /// The report (given as its JSON encoding) with `f` applied to every string it holds, keys included.
+    func mapStrings(_ data: Data, _ f: (String) -> String) -> Report? {
+        guard let tree = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
         func walk(_ value: Any) -> Any {
             switch value {
-            case let s as String: return scrub(s)
+            case let s as String: return f(s)
             case let a as [Any]: return a.map(walk)
-            case let d as [String: Any]: return Dictionary(d.map { (scrub($0.key), walk($0.value)) }, uniquingKeysWith: { a, _ in a })
+            case let d as [String: Any]: return Dictionary(d.map { (f($0.key), walk($0.value)) }, uniquingKeysWith: { a, _ in a })
             default: return value
             }
         }
-        guard let scrubbed = try? JSONSerialization.data(withJSONObject: walk(tree)),
-              let clean = try? JSONDecoder().decode(Report.self, from: scrubbed) else { return report }
-        return clean
+        guard let mapped = try? JSONSerialization.data(withJSONObject: walk(tree)) else { return nil }
+        return try? JSONDecoder().decode(Report.self, from: mapped)
     }
 }

@@ -8,7 +8,8 @@ import Foundation
 /// `::notice` sums the run up and names the slowest probes. Paths under `workspace` ($GITHUB_WORKSPACE) are made
 /// relative to it, as GitHub wants them.
 public enum GitHubRenderer {
-    public static func render(_ report: Report, workspace: String? = nil) -> String {
+    public static func render(_ unescaped: Report, workspace: String? = nil) -> String {
+        let report = unescaped.visible()   // each outside field escaped before the layout adds its own lines
         var out = ""
         for check in report.checks {
             var wrote = false

@@ -7,7 +7,8 @@ import Foundation
 /// passes with its findings in `<system-out>` (with `--strict` it is a `<failure>`); acknowledged passes with a note in
 /// `<system-out>`. Messages carry file:line and the fix. Validated against Tests/Fixtures/junit/junit.xsd.
 public enum JUnitRenderer {
-    public static func render(_ report: Report) -> String {
+    public static func render(_ unescaped: Report) -> String {
+        let report = unescaped.visible()   // each outside field escaped before the layout adds its own lines
         var cases = ""
         var failures = 0, errors = 0, skipped = 0
         for check in report.checks {

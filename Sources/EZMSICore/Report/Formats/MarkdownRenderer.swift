@@ -8,7 +8,8 @@ public enum MarkdownRenderer {
     static let icons: [Status: String] = [.pass: "✅", .acknowledged: "☑️", .warn: "⚠️", .fail: "❌", .error: "💥",
                                           .blocked: "⛔", .skip: "⏭️"]
 
-    public static func render(_ report: Report) -> String {
+    public static func render(_ unescaped: Report) -> String {
+        let report = unescaped.visible()   // each outside field escaped before the layout adds its own lines
         let d = report.deployment
         var out = "### ezmsi doctor: \(FormatText.verdict(report)) — \(FormatText.counts(report)) (\(FormatText.duration(report.durationMs)))\n\n"
         out += "- deployment: \(code(d.directory))\n"

@@ -11,7 +11,10 @@ import Foundation
 public enum SARIFRenderer {
     public static let schemaURI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
-    public static func render(_ report: Report, rules catalogue: [ProbeRule]) -> String {
+    public static func render(_ unescaped: Report, rules catalogue: [ProbeRule]) -> String {
+        // Texts are shown visibly (VisibleText); artifact URIs are built from the exact paths (percent-encoding is
+        // already unambiguous).
+        let report = unescaped.visible()
         var rules = catalogue
         for check in report.checks where !rules.contains(where: { $0.id == check.id }) {
             rules.append(ProbeRule(id: check.id, title: check.title, rationale: check.title))
@@ -20,10 +23,10 @@ public enum SARIFRenderer {
 
         var results: [Result] = []
         var notifications: [Notification] = []
-        for check in report.checks {
+        for (check, exact) in zip(report.checks, unescaped.checks) {
             let index = ruleIndex[check.id]
             let probeProperties: [String: JSONValue] = ["status": .string(check.status.rawValue), "durationMs": .number(check.durationMs)]
-            for finding in check.findings {
+            for (finding, exactFinding) in zip(check.findings, exact.findings) {
                 var level: String
                 switch finding.severity {
                 case .fail: level = "error"
@@ -43,7 +46,7 @@ public enum SARIFRenderer {
                 if let ack = finding.acknowledgement, !ack.expired, finding.severity != .info {
                     // SARIF's own word for an accepted finding: an external suppression, with its justification.
                     suppressions = [Suppression(kind: "external", status: "accepted", justification: ack.reason,
-                                                location: location(ack.source),
+                                                location: exactFinding.acknowledgement.map { location($0.source) },
                                                 properties: ["owner": .string(ack.owner), "expires": .string(ack.expires)])]
                 } else if let ack = finding.acknowledgement {
                     properties["acknowledgementExpired"] = .string(ack.expires)
@@ -51,7 +54,7 @@ public enum SARIFRenderer {
                 var text = finding.message
                 if let r = finding.remediation, finding.severity != .info { text += " Fix: \(r.text)" }
                 results.append(Result(ruleId: check.id, ruleIndex: index, level: level, message: Message(text: text),
-                                      locations: finding.location.map { [location($0)] }, suppressions: suppressions,
+                                      locations: exactFinding.location.map { [location($0)] }, suppressions: suppressions,
                                       properties: properties))
             }
             if check.findings.allSatisfy({ $0.severity == .info }), check.status == .error || check.status == .blocked {
