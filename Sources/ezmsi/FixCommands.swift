@@ -56,21 +56,21 @@ struct Fix: ParsableCommand {
             do {
                 plans = try FixPlanKind.allCases.map { try FolderFixer.plan(kind: $0, root: folder, identity: identity.host, need: program.folderNeed) }
             } catch let e as FixError {
-                out.stderr("ezmsi: cannot plan a fix for \(VisibleName.escape(folder)): \(VisibleName.escape(e.description))\n")
+                out.stderr("ezmsi: cannot plan a fix for \(VisibleText.escape(folder)): \(VisibleText.escape(e.description))\n")
                 throw ExitCode(e.isRefusal ? Exit.input : Exit.failed)
             }
             let report = Report(folder: folder, identity: identity.host.description, plans: plans, userPlan: userPlan, applied: nil, after: nil)
             if format == .json { out.stdout(JSONRenderer.render(report)); return }
-            var text = "ezmsi fix (dry run) — \(VisibleName.escape(folder)) for \(identity.host.description)\n"
+            var text = "ezmsi fix (dry run) — \(VisibleText.escape(folder)) for \(identity.host.description)\n"
             for (rank, p) in plans.enumerated() {
                 text += "\n\(rank + 1). \(p.kind.rawValue): \(p.entriesToChange) entr\(p.entriesToChange == 1 ? "y" : "ies") to change" +
                     " (\(p.directoriesToChange) folders, \(p.filesToChange) files)\(p.willCreateRoot ? ", creating the folder" : "")\n"
-                text += "   trade-off: \(p.tradeOff)\n   privilege: \(VisibleName.escape(p.privilege))\n"
+                text += "   trade-off: \(p.tradeOff)\n   privilege: \(VisibleText.escape(p.privilege))\n"
                 if p.refusedCount > 0 {
                     text += "   not changed, on purpose (\(p.refusedCount)):\n"
-                    for r in p.refused { text += "     \(VisibleName.escape(r))\n" }
+                    for r in p.refused { text += "     \(VisibleText.escape(r))\n" }
                 }
-                for c in p.commands { text += "   $ \(VisibleName.escape(c))\n" }
+                for c in p.commands { text += "   $ \(VisibleText.escape(c))\n" }
             }
             text += "\n\(plans.count + 1). user: \(userPlan)\n"
             let best = plans.first { $0.kind.rawValue == plan.rawValue } ?? plans[0]
@@ -89,12 +89,12 @@ struct Fix: ParsableCommand {
         do {
             outcome = try FolderFixer.apply(kind: kind, root: folder, identity: identity.host, need: program.folderNeed, journalDirectory: journalDir)
         } catch let stopped as FixStopped {
-            var text = "ezmsi: the fix stopped: \(VisibleName.escape(stopped.reason))\n"
+            var text = "ezmsi: the fix stopped: \(VisibleText.escape(stopped.reason))\n"
             if let j = stopped.journal { text += "  undo what was done with: ezmsi undo \(ShellWords.quote(j))\n" }
             out.stderr(text)
             throw ExitCode(Exit.failed)
         } catch let e as FixError {
-            out.stderr("ezmsi: \(VisibleName.escape(e.description))\n")
+            out.stderr("ezmsi: \(VisibleText.escape(e.description))\n")
             throw ExitCode(e.isRefusal ? Exit.input : Exit.failed)
         }
         let skippedText = Self.skippedLines(outcome)
@@ -103,7 +103,7 @@ struct Fix: ParsableCommand {
                 out.stdout(JSONRenderer.render(Report(folder: folder, identity: identity.host.description, plans: [], userPlan: userPlan,
                                                       applied: outcome, after: nil)))
             } else {
-                out.stdout("changed 0 entries: nothing to change, \(identity.host.description) can already use every entry of \(VisibleName.escape(folder))\n")
+                out.stdout("changed 0 entries: nothing to change, \(identity.host.description) can already use every entry of \(VisibleText.escape(folder))\n")
             }
             return
         }
@@ -129,7 +129,7 @@ struct Fix: ParsableCommand {
         func section(_ title: String, _ count: Int, _ examples: [String]) {
             guard count > 0 else { return }
             text += "\(title) (\(count)):\n"
-            for e in examples { text += "  \(VisibleName.escape(e))\n" }
+            for e in examples { text += "  \(VisibleText.escape(e))\n" }
             if count > examples.count { text += "  … and \(count - examples.count) more\n" }
         }
         section("not changed, on purpose", o.refusedCount, o.refused)
@@ -164,11 +164,11 @@ struct Undo: ParsableCommand {
         let summaries = FolderFixer.listJournals(in: directory)
         if list {
             if format == .json { out.stdout(JSONRenderer.render(summaries)); return }
-            if summaries.isEmpty { out.stdout("no journals in \(VisibleName.escape(directory))\n"); return }
+            if summaries.isEmpty { out.stdout("no journals in \(VisibleText.escape(directory))\n"); return }
             var text = ""
             for s in summaries {
-                text += "\(s.startedAt)  \(s.state.rawValue)  \(s.records) entr\(s.records == 1 ? "y" : "ies")  \(VisibleName.escape(s.root))\n"
-                text += "    \(VisibleName.escape(s.journal))" + (s.problem.map { "  (\(VisibleName.escape($0)))" } ?? "") + "\n"
+                text += "\(s.startedAt)  \(s.state.rawValue)  \(s.records) entr\(s.records == 1 ? "y" : "ies")  \(VisibleText.escape(s.root))\n"
+                text += "    \(VisibleText.escape(s.journal))" + (s.problem.map { "  (\(VisibleText.escape($0)))" } ?? "") + "\n"
             }
             out.stdout(text)
             return
@@ -178,7 +178,7 @@ struct Undo: ParsableCommand {
         do {
             outcome = try FolderFixer.undo(journal: path, dryRun: dryRun)
         } catch let e as FixError {
-            out.stderr("ezmsi: cannot undo \(VisibleName.escape(path)): \(VisibleName.escape(e.description))\n")
+            out.stderr("ezmsi: cannot undo \(VisibleText.escape(path)): \(VisibleText.escape(e.description))\n")
             throw ExitCode(Exit.input)
         }
         if format == .json {
@@ -186,17 +186,17 @@ struct Undo: ParsableCommand {
         } else {
             var text: String
             if outcome.alreadyUndone {
-                text = "\(VisibleName.escape(path)) was undone before: nothing to do\n"
+                text = "\(VisibleText.escape(path)) was undone before: nothing to do\n"
             } else {
                 let verb = dryRun ? "would restore" : "restored"
                 let entries = outcome.restored == 1 ? "entry" : "entries"
-                text = "\(verb) \(outcome.restored) \(entries) of \(VisibleName.escape(outcome.root)) from \(VisibleName.escape(path))"
+                text = "\(verb) \(outcome.restored) \(entries) of \(VisibleText.escape(outcome.root)) from \(VisibleText.escape(path))"
                 if outcome.alreadyOriginal > 0 { text += " (\(outcome.alreadyOriginal) already as journaled)" }
                 if outcome.removedCreatedRoot { text += "; removed the folder the fix had created" }
                 text += "\n"
             }
-            for s in outcome.skipped { text += "  skipped: \(VisibleName.escape(s))\n" }
-            for l in outcome.left { text += "  not restored: \(VisibleName.escape(l))\n" }
+            for s in outcome.skipped { text += "  skipped: \(VisibleText.escape(s))\n" }
+            for l in outcome.left { text += "  not restored: \(VisibleText.escape(l))\n" }
             for u in outcome.untestable { text += "  could not test: \(u)\n" }
             if !outcome.left.isEmpty {
                 text += "\(outcome.left.count) entr\(outcome.left.count == 1 ? "y is" : "ies are") left; the journal stays open: run the same ezmsi undo again\n"
@@ -222,20 +222,20 @@ struct Undo: ParsableCommand {
         }
         if let folder {
             guard let newest = open.filter({ $0.root == folder }).max(by: { $0.startedAt < $1.startedAt }) else {
-                out.stderr("ezmsi: no open fix journal for \(VisibleName.escape(folder)) in \(VisibleName.escape(directory))\(refusedNote) (ezmsi undo --list shows them)\n")
+                out.stderr("ezmsi: no open fix journal for \(VisibleText.escape(folder)) in \(VisibleText.escape(directory))\(refusedNote) (ezmsi undo --list shows them)\n")
                 throw ExitCode(Exit.input)
             }
             return newest.journal
         }
         let folders = Array(Set(open.map(\.root))).sorted()
         if folders.isEmpty {
-            out.stderr("ezmsi: no open fix journal in \(VisibleName.escape(directory)): nothing to undo\(refusedNote)\n")
+            out.stderr("ezmsi: no open fix journal in \(VisibleText.escape(directory)): nothing to undo\(refusedNote)\n")
             throw ExitCode(Exit.input)
         }
         func newest(_ f: String) -> String { open.filter { $0.root == f }.max(by: { $0.startedAt < $1.startedAt })!.journal }
         if folders.count == 1 { return newest(folders[0]) }
         var text = "open fix journals exist for \(folders.count) folders:\n"
-        for (k, f) in folders.enumerated() { text += "  \(k + 1). \(VisibleName.escape(f))\n" }
+        for (k, f) in folders.enumerated() { text += "  \(k + 1). \(VisibleText.escape(f))\n" }
         guard isatty(0) == 1 && isatty(1) == 1 else {
             out.stderr(text + "name one: ezmsi undo --folder DIR (or the journal's path)\n")
             throw ExitCode(Exit.usage)

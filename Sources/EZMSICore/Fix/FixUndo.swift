@@ -503,7 +503,7 @@ final class DirectoryReacher {
             id = d.parent
             guardSteps += 1
         }
-        return VisibleName.escape(parts.reversed().joined(separator: "/"))
+        return VisibleText.escape(parts.reversed().joined(separator: "/"))
     }
 
     private func verify(_ fd: Int32, _ d: JournalRecord.Directory) -> Bool {
@@ -622,20 +622,3 @@ final class DirectoryReacher {
     }
 }
 
-/// Names from the filesystem, printable: control characters (C0, DEL, C1) and the backslash as escapes.
-public enum VisibleName {
-    public static func escape(_ s: String) -> String {
-        var out = ""
-        for u in s.unicodeScalars {
-            switch u.value {
-            case 0x5C: out += "\\\\"
-            case 0x0A: out += "\\n"
-            case 0x0D: out += "\\r"
-            case 0x09: out += "\\t"
-            case 0..<0x20, 0x7F, 0x80..<0xA0: out += String(format: "\\x%02x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out
-    }
-}
