@@ -49,8 +49,33 @@ public enum ShellWords {
         if word.isEmpty { return "''" }
         let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
         if word.allSatisfy({ safe.contains($0) }) { return word }
+        if word.unicodeScalars.contains(where: isControl) {
+            // A control character (a hostile file name: ESC, newline…) would act on the terminal or split the line:
+            // bash's $'…' quoting writes it as a visible escape and still gives the exact bytes to the command.
+            var out = "$'"
+            for u in word.unicodeScalars {
+                switch u {
+                case "'": out += "\\'"
+                case "\\": out += "\\\\"
+                default:
+                    if isControl(u) {
+                        for byte in String(u).utf8 { out += "\\x" + String(byte, radix: 16, uppercase: false).leftPad(2) }
+                    } else {
+                        out.unicodeScalars.append(u)
+                    }
+                }
+            }
+            return out + "'"
+        }
         return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
+    /// C0, DEL and C1 controls.
+    static func isControl(_ u: Unicode.Scalar) -> Bool { u.value < 0x20 || (0x7F..<0xA0).contains(u.value) }
+
     public static func join(_ words: [String]) -> String { words.map(quote).joined(separator: " ") }
+}
+
+private extension String {
+    func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }

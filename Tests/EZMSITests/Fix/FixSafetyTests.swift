@@ -133,4 +133,15 @@ import Testing
             try FolderFixer.plan(kind: .acl, root: "/usr/../etc", identity: Self.openmsi, need: .readTreeWriteRoot)
         }
     }
+
+    /// A command ezmsi prints for a hostile folder name (`fix`'s equivalents, `undo with:`, `docker run`) holds no raw
+    /// control character, and bash gives the command exactly the original bytes.
+    @Test func printedCommandsQuoteControlCharactersVisiblyAndExactly() throws {
+        for name in ["scan\u{1b}[2Jnew", "a\nb::error file=x::forged", "cr\rhere", "tab\tand'quote\\x41", "c1\u{9b}31m", "plain dir"] {
+            let quoted = ShellWords.quote(name)
+            #expect(!quoted.unicodeScalars.contains { $0.value < 0x20 || (0x7F..<0xA0).contains($0.value) }, "\(quoted)")
+            let out = try Subprocess.run("/bin/bash", ["-c", "printf %s " + quoted])
+            #expect(out.stdout == name, "bash read \(quoted) as \(out.stdout.debugDescription)")
+        }
+    }
 }
