@@ -76,20 +76,21 @@ extension Adversarial {
                         setup: "install -d -m 0700 \(q(stateDir("other") + "/ezmsi/journals")) && cat > \(q(stateDir("other") + "/ezmsi/journals/" + name)) && chmod 0606 \(q(stateDir("other") + "/ezmsi/journals/" + name))"),
                 Variant(name: "journal is a symlink to the attacker's file", env: ["XDG_STATE_HOME": stateDir("link")], removing: [],
                         journal: stateDir("link") + "/ezmsi/journals/" + name,
-                        setup: "install -d -m 0700 \(q(stateDir("link") + "/ezmsi/journals")) && cat > \(q(attackerDir + "/j.jsonl")) && chown 1000:1000 \(q(attackerDir + "/j.jsonl")) && ln -s \(q(attackerDir + "/j.jsonl")) \(q(stateDir("link") + "/ezmsi/journals/" + name))"),
+                        setup: "install -d -m 0700 \(q(stateDir("link") + "/ezmsi/journals")) && cat > \(q(attackerDir + "/j.jsonl")) && chown 1000:1000 \(q(attackerDir + "/j.jsonl")) && ln -sfn \(q(attackerDir + "/j.jsonl")) \(q(stateDir("link") + "/ezmsi/journals/" + name))"),
                 Variant(name: "state folder ($HOME/.local/state/ezmsi) is a symlink to the attacker's folder",
                         env: ["HOME": s.path + "/home"], removing: ["XDG_STATE_HOME"],
                         journal: s.path + "/home/.local/state/ezmsi/journals/" + name,
-                        setup: "install -d -m 0755 \(q(s.path + "/home/.local/state")) && install -d -o 1000 -g 1000 -m 0755 \(q(attackerDir + "/state/journals")) && cat > \(q(attackerDir + "/state/journals/" + name)) && chown 1000:1000 \(q(attackerDir + "/state/journals/" + name)) && chmod 0600 \(q(attackerDir + "/state/journals/" + name)) && ln -s \(q(attackerDir + "/state")) \(q(s.path + "/home/.local/state/ezmsi"))"),
+                        setup: "install -d -m 0755 \(q(s.path + "/home/.local/state")) && install -d -o 1000 -g 1000 -m 0755 \(q(attackerDir + "/state/journals")) && cat > \(q(attackerDir + "/state/journals/" + name)) && chown 1000:1000 \(q(attackerDir + "/state/journals/" + name)) && chmod 0600 \(q(attackerDir + "/state/journals/" + name)) && ln -sfn \(q(attackerDir + "/state")) \(q(s.path + "/home/.local/state/ezmsi"))"),
                 Variant(name: "journals folder is a symlink to the attacker's folder", env: ["XDG_STATE_HOME": stateDir("dirlink")], removing: [],
                         journal: stateDir("dirlink") + "/ezmsi/journals/" + name,
-                        setup: "install -d -m 0700 \(q(stateDir("dirlink") + "/ezmsi")) && install -d -o 1000 -g 1000 -m 0755 \(q(attackerDir + "/jdir")) && cat > \(q(attackerDir + "/jdir/" + name)) && chown 1000:1000 \(q(attackerDir + "/jdir/" + name)) && ln -s \(q(attackerDir + "/jdir")) \(q(stateDir("dirlink") + "/ezmsi/journals"))"),
+                        setup: "install -d -m 0700 \(q(stateDir("dirlink") + "/ezmsi")) && install -d -o 1000 -g 1000 -m 0755 \(q(attackerDir + "/jdir")) && cat > \(q(attackerDir + "/jdir/" + name)) && chown 1000:1000 \(q(attackerDir + "/jdir/" + name)) && ln -sfn \(q(attackerDir + "/jdir")) \(q(stateDir("dirlink") + "/ezmsi/journals"))"),
             ]
             var failures: [String] = []
             for v in variants {
-                let setup = try Subprocess.runRaw("/bin/bash", ["-c", v.setup], input: Array(planted.utf8))
-                try #require(setup.status == 0, "\(v.name): setup failed: \(setup.stderr)")
                 for explicit in [false, true] {
+                    // Planted afresh each time (an undo that ran marked it undone).
+                    let setup = try Subprocess.runRaw("/bin/bash", ["-c", v.setup], input: Array(planted.utf8))
+                    try #require(setup.status == 0, "\(v.name): setup failed: \(setup.stderr)")
                     let how = explicit ? "ezmsi undo \(v.journal)" : "ezmsi undo (newest journal)"
                     let out = try ezmsi(["undo"] + (explicit ? [v.journal] : []), env: v.env, removing: v.removing)
                     let now = try s.fingerprint(sentinels)
@@ -99,7 +100,7 @@ extension Adversarial {
                     }
                     if now != before || !privileged.isEmpty {
                         failures.append("\(v.name), \(how): the planted journal was applied: \(privileged.isEmpty ? "" : "root set-uid \(privileged); ")" +
-                                        "now\n\(now)")
+                                        AdvScratch.changes(from: before, to: now))
                         try Adversary.sh(reset)
                     }
                 }
@@ -187,7 +188,9 @@ extension Adversarial {
             }
             let intact = try s.undo(journal)
             #expect(intact.status == 0, "the intact journal: \(intact.stdout) \(intact.stderr)")
-            #expect(try s.snapshot(data) == original, "the intact journal did not restore the tree")
+            let restored = try s.snapshot(data)
+            let same = restored == original
+            #expect(same, "the intact journal did not restore the tree: \(restored.differences(from: original))")
             #expect(failures.isEmpty, "damaged journals:\n\(failures.joined(separator: "\n"))")
         }
     }

@@ -106,7 +106,7 @@ extension Adversarial {
                     }
                 }
                 let outsideNow = try s.fingerprint(sentinels)
-                if outsideNow != outsideBefore { violation("outside the folder changed:\n\(outsideNow)") }
+                if outsideNow != outsideBefore { violation("outside the folder changed: " + AdvScratch.changes(from: outsideBefore, to: outsideNow)) }
             }
             let seconds = Int(Date().timeIntervalSince(start))
             print("adversarial exchange race (\(plan)): \(Self.trials) trials in \(seconds) s; hit in \(trialsHit.count); attacker: \(exchanges.prefix(3))")
@@ -130,6 +130,7 @@ extension Adversarial {
             let data = s.path + "/data"
             var hits = 0, misses = 0, rounds = 0
             var violations: [String] = []
+            var restoredOnto = 0
             let start = Date()
             while hits < Self.wanted && rounds < 8 {
                 rounds += 1
@@ -157,6 +158,7 @@ extension Adversarial {
                 for name in recycled {
                     guard let e = now[name] else { violations.append("round \(rounds): \(name) gone after undo"); continue }
                     if e.uid != 1000 || e.gid != 1000 || e.mode != "0755" {
+                        restoredOnto += 1
                         let listed = (undo.stdout + undo.stderr).contains(name) ? "listed by undo" : "not listed by undo"
                         violations.append("round \(rounds): \(name), the attacker's new file on the recycled inode \(e.ino), " +
                                           "was given [\(e.security)] by undo (it was 1000:1000 0755; \(listed))")
@@ -170,7 +172,7 @@ extension Adversarial {
             print("adversarial inode reuse (\(plan)): \(hits) recycled inodes (\(misses) misses) in \(rounds) rounds, \(seconds) s")
             #expect(hits >= Self.wanted, "only \(hits) inode numbers were recycled (\(misses) misses): the attack did not happen")
             #expect(violations.isEmpty, """
-                \(plan) plan: undo restored onto \(violations.count) recycled inodes of \(hits) (\(seconds) s):
+                \(plan) plan: undo restored the old owner and mode onto \(restoredOnto) of \(hits) recycled inodes (\(seconds) s):
                 \(violations.prefix(10).joined(separator: "\n"))
                 """)
         }
@@ -180,7 +182,8 @@ extension Adversarial {
     /// every owner, mode and ACL exactly (the helper's descriptor-walking dump, before and after), for both plans; an
     /// undo that fails (an immutable entry) exits non-zero and a retry completes; so does one killed midway.
     @Suite struct DeepTree {
-        static let depth = 30_000
+        /// EZMSI_ADV_DEPTH overrides it (a shallower tree, to debug the retry steps quickly).
+        static let depth = Int(ProcessInfo.processInfo.environment["EZMSI_ADV_DEPTH"] ?? "") ?? 30_000
         static let limited = ["/bin/bash", "-c", "ulimit -n 1024 && exec \"$@\"", "bash"]
 
         @Test func deepTreeFixUndoAndRetry() throws {
@@ -202,16 +205,17 @@ extension Adversarial {
 
             for plan in ["acl", "chown"] {
                 let fix = try s.fix(data, plan: plan, prefix: Self.limited, timeout: 300)
-                #expect(fix.status == 0 || fix.status == 1, "\(plan): fix under ulimit -n 1024 exited \(fix.status): \(fix.stderr.prefix(600))")
+                #expect(fix.status == 0 || fix.status == 1, "\(plan): fix under ulimit -n 1024 exited \(fix.status): \(Adversary.squeeze(fix.stderr))")
                 let fixed = try s.snapshot(data)
                 let bottom = fixed.byIno()[deepest.ino]
                 #expect(bottom != nil && bottom?.security != deepest.security,
                         "\(plan): the fix did not reach the file \(Self.depth + 1) levels down: \(bottom?.security ?? "gone")")
                 let undo = try s.undo(prefix: Self.limited, timeout: 300)
-                #expect(undo.status == 0, "\(plan): undo under ulimit -n 1024 exited \(undo.status): \(undo.stdout.prefix(400)) \(undo.stderr.prefix(400))")
+                #expect(undo.status == 0, "\(plan): undo under ulimit -n 1024 exited \(undo.status): \(Adversary.squeeze(undo.stdout + undo.stderr))")
                 let restored = try s.snapshot(data)
-                #expect(restored == original, "\(plan): after fix and undo the deep tree differs: \(restored.differences(from: original))")
-                if restored != original { return }
+                let same = restored == original
+                #expect(same, "\(plan): after fix and undo the deep tree differs: \(restored.differences(from: original))")
+                if !same { return }  // the rest needs the original tree back
             }
 
             // A failed undo (an entry made immutable) exits non-zero; once the cause is gone, a retry completes.
@@ -220,13 +224,20 @@ extension Adversarial {
             try Adversary.sh("chattr +i \(Adversary.q(data))/top.csv")
             let failed = try s.undo(prefix: Self.limited, timeout: 300)
             try Adversary.sh("chattr -i \(Adversary.q(data))/top.csv")
-            #expect(failed.status != 0, "undo with an immutable entry exited 0: \(failed.stdout.prefix(300))")
+            #expect(failed.status != 0, "undo with an immutable entry exited 0: \(Adversary.squeeze(failed.stdout))")
             let retry = try s.undo(prefix: Self.limited, timeout: 300)
             let afterRetry = try s.snapshot(data)
-            #expect(retry.status == 0 && afterRetry == original,
-                    "the retried undo did not complete (exit \(retry.status): \(retry.stdout.prefix(300)) \(retry.stderr.prefix(300))): \(afterRetry.differences(from: original))")
+            let retried = retry.status == 0 && afterRetry == original
+            #expect(retried,
+                    "the retried undo did not complete (exit \(retry.status): \(Adversary.squeeze(retry.stdout + retry.stderr))): \(afterRetry.differences(from: original))")
 
-            // A killed undo: a retry completes.
+            // A killed undo: a retry completes. (From the original tree: put back what a failed retry left.)
+            if let was = original.byPath()["top.csv"], afterRetry.byPath()["top.csv"] != was {
+                let acl = was.acl == "-" ? "os.removexattr(p, 'system.posix_acl_access')" : "os.setxattr(p, 'system.posix_acl_access', bytes.fromhex('\(was.acl)'))"
+                try Adversary.sh("""
+                    python3 -c "import os; p = '\(data)/top.csv'; os.chown(p, \(was.uid), \(was.gid)); \(acl); os.chmod(p, 0o\(was.mode))"
+                    """)
+            }
             let again = try s.fix(data, plan: "chown", prefix: Self.limited, timeout: 300)
             try #require(again.status == 0 || again.status == 1, "fix: \(again.stderr.prefix(400))")
             var env = ProcessInfo.processInfo.environment
@@ -239,8 +250,9 @@ extension Adversarial {
             child.waitForExit()
             let afterKill = try s.undo(prefix: Self.limited, timeout: 300)
             let final = try s.snapshot(data)
-            #expect(afterKill.status == 0 && final == original,
-                    "after a killed undo the retry did not complete (exit \(afterKill.status): \(afterKill.stdout.prefix(300))): \(final.differences(from: original))")
+            let recovered = afterKill.status == 0 && final == original
+            #expect(recovered,
+                    "after a killed undo the retry did not complete (exit \(afterKill.status): \(Adversary.squeeze(afterKill.stdout + afterKill.stderr))): \(final.differences(from: original))")
             print("adversarial deep tree: \(Int(Date().timeIntervalSince(start))) s in all")
         }
     }

@@ -49,6 +49,25 @@ enum Adversary {
     }
 
     static let setprivArgs = ["--reuid=1000", "--regid=1000", "--clear-groups", "--"]
+
+    /// Output with the deep tree's paths shortened ("d/d/…/d/" becomes "d/×N/") and cut to `limit` characters.
+    static func squeeze(_ text: String, limit: Int = 600) -> String {
+        var out = ""
+        var run = 0
+        var rest = Substring(text)
+        while !rest.isEmpty {
+            if rest.hasPrefix("d/") {
+                run += 1
+                rest = rest.dropFirst(2)
+                continue
+            }
+            if run > 0 { out += run > 3 ? "d/×\(run)/" : String(repeating: "d/", count: run); run = 0 }
+            out.append(rest.removeFirst())
+            if out.count >= limit { return out + "…" }
+        }
+        if run > 0 { out += "d/×\(run)/" }
+        return out
+    }
 }
 
 /// One test's scratch folder under /tmp (mode 0755 so the attacker can reach into it), with the compiled helper, a
@@ -155,6 +174,13 @@ final class AdvScratch {
     /// A byte-for-byte fingerprint of files or directories outside the tree: `stat` (mode, owner, inode, links,
     /// size, mtime and ctime), `getfacl -p` and the content hash of files.
     func fingerprint(_ paths: [String]) throws -> String { try Adversary.sh(Self.fingerprintScript(paths)) }
+
+    /// The lines of fingerprint `now` that differ from `before` (for messages).
+    static func changes(from before: String, to now: String) -> String {
+        let was = Set(before.split(separator: "\n")), lines = now.split(separator: "\n")
+        let changed = lines.filter { !was.contains($0) && !$0.hasPrefix("# ") }
+        return changed.isEmpty ? "(no line differs)" : "now: " + changed.prefix(12).joined(separator: " | ")
+    }
 
     /// The shell commands of `fingerprint` (also run inside a mount namespace).
     static func fingerprintScript(_ paths: [String]) -> String {

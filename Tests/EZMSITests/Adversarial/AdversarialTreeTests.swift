@@ -38,7 +38,8 @@ extension Adversarial {
             let fix = try s.fix(data, plan: plan)
             #expect(fix.status == 0 || fix.status == 1, "fix exited \(fix.status): \(fix.stderr.prefix(400))")
             let afterFix = try s.fingerprint(sentinels)
-            #expect(afterFix == before, "\(plan): the fix changed files outside the folder through hard links:\nbefore:\n\(before)\nafter:\n\(afterFix)")
+            let untouchedAfterFix = afterFix == before
+            #expect(untouchedAfterFix, "\(plan): the fix changed files outside the folder through hard links: \(AdvScratch.changes(from: before, to: afterFix))")
             let output = fix.stdout + fix.stderr
             for link in ["link-root", "link-mine"] {
                 #expect(Adversarial.reports(output, link, ["skip", "link", "left alone", "outside"]),
@@ -46,7 +47,8 @@ extension Adversarial {
             }
             let undo = try s.undo()
             let afterUndo = try s.fingerprint(sentinels)
-            #expect(afterUndo == before, "\(plan): after undo, files outside the folder differ:\nbefore:\n\(before)\nafter:\n\(afterUndo)\nundo: \(undo.stdout)\(undo.stderr)")
+            let untouchedAfterUndo = afterUndo == before
+            #expect(untouchedAfterUndo, "\(plan): after undo, files outside the folder differ: \(AdvScratch.changes(from: before, to: afterUndo)); undo: \(undo.stdout)\(undo.stderr)")
         }
     }
 
@@ -80,10 +82,12 @@ extension Adversarial {
             try #require(fix.status != 90, "bind mount failed: \(fix.stderr)")
             #expect(fix.status == 0 || fix.status == 1, "fix exited \(fix.status): \(fix.stderr.prefix(400))")
             let afterFix = (try? String(contentsOfFile: afterFixFile, encoding: .utf8)) ?? "(no fingerprint)"
-            #expect(afterFix == before, "\(plan): the fix changed the bind-mounted outside directory:\nbefore:\n\(before)\nafter:\n\(afterFix)")
+            let untouchedAfterFix = afterFix == before
+            #expect(untouchedAfterFix, "\(plan): the fix changed the bind-mounted outside directory: \(AdvScratch.changes(from: before, to: afterFix))")
             let afterUndo = try s.fingerprint(sentinels)
             let undoOutput = (try? String(contentsOfFile: undoFile, encoding: .utf8)) ?? ""
-            #expect(afterUndo == before, "\(plan): after undo the outside directory differs:\nbefore:\n\(before)\nafter:\n\(afterUndo)\nundo: \(undoOutput)")
+            let untouchedAfterUndo = afterUndo == before
+            #expect(untouchedAfterUndo, "\(plan): after undo the outside directory differs: \(AdvScratch.changes(from: before, to: afterUndo)); undo: \(undoOutput)")
             let output = fix.stdout + fix.stderr
             #expect(Adversarial.reports(output, "mnt", ["mount", "file system", "filesystem"]),
                     "\(plan): the fix did not report mnt as another mount:\n\(output.prefix(1500))")
