@@ -198,19 +198,29 @@ extension Adversarial {
                 \(Adversary.q(s.helper)) deep \(Adversary.q(data)) \(Self.depth) 0755 0600 997
                 printf top > \(Adversary.q(data))/top.csv && chmod 600 \(Adversary.q(data))/top.csv
                 """, timeout: 300)
+            var steps: [String] = []
+            var last = start
+            func step(_ label: String) {
+                steps.append("\(label) \(String(format: "%.1f", Date().timeIntervalSince(last))) s")
+                last = Date()
+            }
+            defer { print("adversarial deep tree: " + steps.joined(separator: ", ")) }
+            step("build")
             let original = try s.snapshot(data)
             let deepest = try #require(original.entries.last { $0.type == "f" })
             try #require(deepest.depth == Self.depth + 1, "the tree is not \(Self.depth) deep: \(deepest.depth)")
-            print("adversarial deep tree: built \(original.entries.count) entries in \(Int(Date().timeIntervalSince(start))) s")
+            step("snapshot of \(original.entries.count) entries")
 
             for plan in ["acl", "chown"] {
                 let fix = try s.fix(data, plan: plan, prefix: Self.limited, timeout: 300)
+                step("fix \(plan)")
                 #expect(fix.status == 0 || fix.status == 1, "\(plan): fix under ulimit -n 1024 exited \(fix.status): \(Adversary.squeeze(fix.stderr))")
                 let fixed = try s.snapshot(data)
                 let bottom = fixed.byIno()[deepest.ino]
                 #expect(bottom != nil && bottom?.security != deepest.security,
                         "\(plan): the fix did not reach the file \(Self.depth + 1) levels down: \(bottom?.security ?? "gone")")
                 let undo = try s.undo(prefix: Self.limited, timeout: 300)
+                step("undo \(plan)")
                 #expect(undo.status == 0, "\(plan): undo under ulimit -n 1024 exited \(undo.status): \(Adversary.squeeze(undo.stdout + undo.stderr))")
                 let restored = try s.snapshot(data)
                 let same = restored == original
@@ -253,7 +263,7 @@ extension Adversarial {
             let recovered = afterKill.status == 0 && final == original
             #expect(recovered,
                     "after a killed undo the retry did not complete (exit \(afterKill.status): \(Adversary.squeeze(afterKill.stdout + afterKill.stderr))): \(final.differences(from: original))")
-            print("adversarial deep tree: \(Int(Date().timeIntervalSince(start))) s in all")
+            step("retries")
         }
     }
 }
