@@ -95,6 +95,9 @@ extension Adversarial {
                     let out = try ezmsi(["undo"] + (explicit ? [v.journal] : []), env: v.env, removing: v.removing)
                     let now = try s.fingerprint(sentinels)
                     let privileged = try s.rootPrivileged(vroot)
+                    if let after = try? String(contentsOfFile: v.journal, encoding: .utf8), after != planted {
+                        failures.append("\(v.name), \(how): undo wrote to the planted journal (\(after.utf8.count - planted.utf8.count) bytes more)")
+                    }
                     if out.status != 3 || out.stderr.isEmpty {
                         failures.append("\(v.name), \(how): exited \(out.status), not 3 (stdout: \(out.stdout.prefix(200)) stderr: \(out.stderr.prefix(200)))")
                     }

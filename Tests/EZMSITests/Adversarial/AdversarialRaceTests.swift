@@ -211,6 +211,7 @@ extension Adversarial {
             try #require(deepest.depth == Self.depth + 1, "the tree is not \(Self.depth) deep: \(deepest.depth)")
             step("snapshot of \(original.entries.count) entries")
 
+            var undoSeconds = 0.0
             for plan in ["acl", "chown"] {
                 let fix = try s.fix(data, plan: plan, prefix: Self.limited, timeout: 300)
                 step("fix \(plan)")
@@ -219,7 +220,9 @@ extension Adversarial {
                 let bottom = fixed.byIno()[deepest.ino]
                 #expect(bottom != nil && bottom?.security != deepest.security,
                         "\(plan): the fix did not reach the file \(Self.depth + 1) levels down: \(bottom?.security ?? "gone")")
+                let undoStart = Date()
                 let undo = try s.undo(prefix: Self.limited, timeout: 300)
+                undoSeconds = Date().timeIntervalSince(undoStart)
                 step("undo \(plan)")
                 #expect(undo.status == 0, "\(plan): undo under ulimit -n 1024 exited \(undo.status): \(Adversary.squeeze(undo.stdout + undo.stderr))")
                 let restored = try s.snapshot(data)
@@ -232,8 +235,11 @@ extension Adversarial {
             let fix = try s.fix(data, plan: "acl", prefix: Self.limited, timeout: 300)
             try #require(fix.status == 0 || fix.status == 1, "fix: \(fix.stderr.prefix(400))")
             try Adversary.sh("chattr +i \(Adversary.q(data))/top.csv")
-            let failed = try s.undo(prefix: Self.limited, timeout: 300)
-            try Adversary.sh("chattr -i \(Adversary.q(data))/top.csv")
+            let failed: ProcessOutput
+            do {
+                defer { _ = try? Adversary.sh("chattr -i \(Adversary.q(data))/top.csv") }
+                failed = try s.undo(prefix: Self.limited, timeout: 300)
+            }
             #expect(failed.status != 0, "undo with an immutable entry exited 0: \(Adversary.squeeze(failed.stdout))")
             let retry = try s.undo(prefix: Self.limited, timeout: 300)
             let afterRetry = try s.snapshot(data)
@@ -255,7 +261,8 @@ extension Adversarial {
             env["DOCKER_HOST"] = TestDocker.host
             let child = try ChildProcess.spawn(Self.limited[0], Array(Self.limited.dropFirst()) + [Repo.binary, "undo"],
                                                environment: env, stdout: .null, stderr: .null)
-            usleep(3_000)
+            // Halfway through, as long as a whole undo took above.
+            usleep(useconds_t(max(0.003, undoSeconds / 2) * 1_000_000))
             child.send(SIGKILL)
             child.waitForExit()
             let afterKill = try s.undo(prefix: Self.limited, timeout: 300)

@@ -101,10 +101,10 @@ final class AdvScratch {
     }
 
     deinit {
-        // Nothing is mounted here (mounts live in private namespaces that are gone), but be sure; then remove.
+        // Nothing is mounted here (mounts live in private namespaces that are gone), but be sure; then remove. (A test
+        // that makes an entry immutable undoes that itself: `chattr -R` is far too slow on the 30,000-level tree.)
         _ = try? Subprocess.run("/bin/sh", ["-c", """
             grep -o ' \(path)[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l
-            chattr -R -i \(Adversary.q(path)) 2>/dev/null
             \(Adversary.q(helper)) rmtree \(Adversary.q(path)) 2>/dev/null || rm -rf \(Adversary.q(path))
             """], timeout: 300)
     }
@@ -230,7 +230,8 @@ struct TreeSnapshot: Equatable {
             guard f.count >= 3, let depth = Int(f[0]) else { continue }
             if f[1] == ">" {
                 // The subtree of directory f[2] (at depth `depth`) follows.
-                prefix = Array(prefix.prefix(max(0, depth - 1))) + [f[2]]
+                if prefix.count > depth - 1 { prefix.removeLast(prefix.count - max(0, depth - 1)) }
+                prefix.append(f[2])
                 continue
             }
             guard f.count >= 11 else { continue }

@@ -27,10 +27,10 @@ extension Adversarial {
                 setfacl -m u:1001:r-- \(Adversary.q(outside))/root-secret
                 printf 'attacker' > \(Adversary.q(outside))/attacker-own; chown 1000:1000 \(Adversary.q(outside))/attacker-own
                 chmod 0200 \(Adversary.q(outside))/attacker-own
-                ln \(Adversary.q(outside))/root-secret \(Adversary.q(data))/link-root
+                ln \(Adversary.q(outside))/root-secret \(Adversary.q(data))/pre-existing.csv
                 printf in > \(Adversary.q(data))/in.csv; chmod 600 \(Adversary.q(data))/in.csv
                 """)
-            let made = try s.asAttacker("/bin/ln", [outside + "/attacker-own", data + "/link-mine"])
+            let made = try s.asAttacker("/bin/ln", [outside + "/attacker-own", data + "/planted.csv"])
             try #require(made.status == 0, "the attacker could not link its own file (protected_hardlinks?): \(made.stderr)")
             let sentinels = [outside + "/root-secret", outside + "/attacker-own"]
             let before = try s.fingerprint(sentinels)
@@ -41,8 +41,8 @@ extension Adversarial {
             let untouchedAfterFix = afterFix == before
             #expect(untouchedAfterFix, "\(plan): the fix changed files outside the folder through hard links: \(AdvScratch.changes(from: before, to: afterFix))")
             let output = fix.stdout + fix.stderr
-            for link in ["link-root", "link-mine"] {
-                #expect(Adversarial.reports(output, link, ["skip", "link", "left alone", "outside"]),
+            for link in ["pre-existing.csv", "planted.csv"] {
+                #expect(Adversarial.reports(output, link, ["skip", "hard link", "hardlink", "hard-link", "left alone", "outside", "not changed"]),
                         "\(plan): the fix did not report \(link) (a hard link to a file outside the folder) as skipped:\n\(output.prefix(1500))")
             }
             let undo = try s.undo()
