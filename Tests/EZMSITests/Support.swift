@@ -51,9 +51,10 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Runs the built ezmsi binary.
+/// Runs the built ezmsi binary. `prefix` (a program and its arguments) runs it instead, with the ezmsi command line
+/// appended: e.g. `["/bin/bash", "-c", "ulimit -n 1024 && exec \"$@\"", "bash"]`.
 func ezmsi(_ args: [String], env extra: [String: String] = [:], removing: [String] = [], cwd: String? = nil,
-           asUser uid: UInt32? = nil, timeout: Double = 60) throws -> ProcessOutput {
+           asUser uid: UInt32? = nil, prefix: [String] = [], timeout: Double = 60) throws -> ProcessOutput {
     var env = ProcessInfo.processInfo.environment
     if let host = TestDocker.host { env["DOCKER_HOST"] = host }
     env["NO_COLOR"] = nil
@@ -71,6 +72,10 @@ func ezmsi(_ args: [String], env extra: [String: String] = [:], removing: [Strin
     if let cwd {
         arguments = ["-c", "cd \(ShellWords.quote(cwd)) && exec \"$@\"", "sh", executable] + arguments
         executable = "/bin/sh"
+    }
+    if let wrapper = prefix.first {
+        arguments = Array(prefix.dropFirst()) + [executable] + arguments
+        executable = wrapper
     }
     return try Subprocess.run(executable, arguments, environment: env, timeout: timeout)
 }
