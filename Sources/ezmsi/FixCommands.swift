@@ -156,6 +156,8 @@ struct Undo: ParsableCommand {
     @OptionGroup var deployment: DeploymentOptions
     @Flag(help: "List the journals (folder, time, entries, state).") var list = false
     @Flag(name: .customLong("dry-run"), help: "Show what would be restored; change nothing.") var dryRun = false
+    @Flag(name: .customLong("accept-cut"), help: "The fix was killed while writing its journal: accept its cut last batch (never acted on).")
+    var acceptCut = false
     @Option(help: "human or json.") var format: OutputFormat = .human
 
     func run() throws {
@@ -176,7 +178,7 @@ struct Undo: ParsableCommand {
         let path = try choose(summaries, directory: directory, out: out)
         let outcome: UndoOutcome
         do {
-            outcome = try FolderFixer.undo(journal: path, dryRun: dryRun)
+            outcome = try FolderFixer.undo(journal: path, dryRun: dryRun, acceptCut: acceptCut)
         } catch let e as FixError {
             out.stderr("ezmsi: cannot undo \(VisibleText.escape(path)): \(VisibleText.escape(e.description))\n")
             throw ExitCode(Exit.input)
@@ -194,6 +196,9 @@ struct Undo: ParsableCommand {
                 if outcome.alreadyOriginal > 0 { text += " (\(outcome.alreadyOriginal) already as journaled)" }
                 if outcome.removedCreatedRoot { text += "; removed the folder the fix had created" }
                 text += "\n"
+            }
+            if outcome.interrupted && !outcome.alreadyUndone {
+                text += "  the fix did not finish (killed or stopped): restored what its journal records\n"
             }
             for s in outcome.skipped { text += "  skipped: \(VisibleText.escape(s))\n" }
             for l in outcome.left { text += "  not restored: \(VisibleText.escape(l))\n" }

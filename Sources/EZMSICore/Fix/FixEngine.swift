@@ -135,6 +135,9 @@ final class FixContext: @unchecked Sendable {
     }
 
     func nextDirectoryID() -> UInt64 { directoryIDs.add(1, ordering: .relaxed).newValue }
+
+    private let batchIDs = Atomic<UInt64>(0)
+    func nextBatchID() -> UInt64 { batchIDs.add(1, ordering: .relaxed).newValue }
 }
 
 /// The pending changes of one batch. Each batch is journaled (one fsync) before any of its changes is made, and each
@@ -161,9 +164,8 @@ final class FixBatch {
     var paths: [CChar] = []
     var bytes: [UInt8] = []
     var directories: [Int32] = []
-    /// The parent directory (absolute path bytes) and descriptor of the last slot.
-    var lastParentPath: [CChar] = []
-    var lastParentFD: Int32 = -1
+    /// The journal id of the directory of the last slot.
+    var lastParentToken: UInt64?
 
     deinit { reset() }
 
@@ -173,8 +175,7 @@ final class FixBatch {
         ops.removeAll(keepingCapacity: true)
         paths.removeAll(keepingCapacity: true)
         bytes.removeAll(keepingCapacity: true)
-        lastParentPath.removeAll(keepingCapacity: true)
-        lastParentFD = -1
+        lastParentToken = nil
     }
 
     func range(_ raw: UnsafeRawBufferPointer?) -> Range<Int>? {
@@ -415,11 +416,7 @@ struct FixVisitor: TreeVisitor {
         // The directory slot.
         var slot: Int32 = -1
         if entry.depth > 0 {
-            let nameLength = strlen(entry.name)
-            let parentLength = entry.pathLength - nameLength - 1
-            let sameParent = entry.parentFD == batch.lastParentFD && batch.lastParentPath.count == parentLength
-                && batch.lastParentPath.withUnsafeBufferPointer { memcmp($0.baseAddress!, entry.path, parentLength) == 0 }
-            if !sameParent || batch.directories.isEmpty {
+            if batch.lastParentToken != entry.parentToken || batch.directories.isEmpty {
                 if batch.directories.count >= ctx.maxDirectoriesPerBatch {
                     flush()
                     if ctx.aborted.load(ordering: .relaxed) { return }
@@ -430,22 +427,27 @@ struct FixVisitor: TreeVisitor {
                     return
                 }
                 batch.directories.append(dup)
-                batch.lastParentFD = entry.parentFD
-                batch.lastParentPath = Array(UnsafeBufferPointer(start: entry.path, count: parentLength))
+                batch.lastParentToken = entry.parentToken
             }
             slot = Int32(batch.directories.count - 1)
         }
-        // The relative path, NUL-terminated, and where its name starts.
+        // The relative path for messages, NUL-terminated, and where its name starts. Deep paths keep their last 240
+        // bytes after "…/" (a batch of a 30,000-level tree must not hold gigabytes of paths).
         let pathStart = Int32(batch.paths.count)
         let relStart = entry.rootLength + 1
         let relLength = entry.depth == 0 ? 0 : entry.pathLength - relStart
+        let nameLength = entry.depth == 0 ? 0 : strlen(entry.name)
         if entry.depth == 0 {
             batch.paths.append(0x2E)  // "."
+        } else if relLength > 256 {
+            let keep = max(nameLength, 240)
+            batch.paths.append(contentsOf: "…/".utf8CString.dropLast())
+            batch.paths.append(contentsOf: UnsafeBufferPointer(start: entry.path + entry.pathLength - keep, count: keep))
         } else {
             batch.paths.append(contentsOf: UnsafeBufferPointer(start: entry.path + relStart, count: relLength))
         }
         batch.paths.append(0)
-        let nameOffset = entry.depth == 0 ? 0 : Int32(relLength - strlen(entry.name))
+        let nameOffset = entry.depth == 0 ? 0 : Int32(batch.paths.count - 1 - Int(pathStart) - nameLength)
         var defaultRange: Range<Int>?
         if case .value(let b) = defaultRead { defaultRange = b.withUnsafeBytes { batch.range($0) } }
         var judged = entry.identity
@@ -497,6 +499,14 @@ struct FixVisitor: TreeVisitor {
             }
         }
         if !line.bytes.isEmpty {
+            // The batch's records end with a marker in the same write, before the one fsync: a record without its
+            // marker after it was never acted on (a kill during the write), and `undo` can tell a cut from a kill.
+            line.raw("{\"batch\":")
+            line.number(ctx.nextBatchID())
+            line.raw(",\"records\":")
+            line.number(objects.reduce(0) { $0 + ($1 == nil ? 0 : 1) })
+            line.raw("}")
+            line.newline()
             do {
                 try journal.append(line.bytes)
             } catch {

@@ -15,18 +15,21 @@ extension FolderFixer {
     ///    clears set-uid/set-gid).
     /// 4. The journal is marked undone only when every record was restored, already original, or skipped because it
     ///    is not the journaled object any more; otherwise the command fails, lists what is left, and a retry resumes.
-    public static func undo(journal: String, dryRun: Bool = false) throws -> UndoOutcome {
+    /// `acceptCut`: the journal of a fix known to have been killed while it wrote a batch may end in a cut line; only
+    /// then is that accepted (the cut batch was never acted on and is ignored). Otherwise a cut is damage: refused.
+    public static func undo(journal: String, dryRun: Bool = false, acceptCut: Bool = false) throws -> UndoOutcome {
         let start = monotonicMs()
         let fd: Int32
         do { fd = try StateFolder.openJournal(journal) } catch let r as StateFolder.Refusal {
             throw FixError.untrustedState(r.description)
         }
         defer { close(fd) }
-        let contents = try JournalContents.read(fd: fd, path: journal)
+        let contents = try JournalContents.read(fd: fd, path: journal, acceptCut: acceptCut)
         var outcome = UndoOutcome(restored: 0, skipped: [], removedCreatedRoot: false)
         outcome.journal = journal
         outcome.root = contents.rootDisplay
         outcome.dryRun = dryRun
+        outcome.interrupted = !contents.complete
         if contents.undone {
             outcome.alreadyUndone = true
             outcome.durationMs = monotonicMs() - start
@@ -54,10 +57,11 @@ extension FolderFixer {
         let reacher = DirectoryReacher(rootFD: rootFD, rootMountID: rootMountID, directories: contents.directories)
         defer { reacher.closeAll() }
         let reader = ReverseLineReader(fd: fd)
+        var insideBatch = false  // records after the last batch marker were never acted on
         while let line = reader.previous() {
-            guard let object = FlatJSON.parse(line[...]), let record = JournalRecord(object), case .state(let state) = record else {
-                continue  // verified already: markers, directory records, a last line cut short by a kill
-            }
+            guard let object = FlatJSON.parse(line[...]), let record = JournalRecord(object) else { continue }  // the accepted cut
+            if case .batch = record { insideBatch = true }
+            guard case .state(let state) = record, insideBatch else { continue }
             // The path is rebuilt (from the directory records) only for what is reported: O(depth) each.
             switch restore(state, reacher: reacher, rootFD: rootFD, rootMountID: rootMountID, dryRun: dryRun) {
             case .restored: outcome.restored += 1
@@ -244,6 +248,8 @@ enum JournalRecord {
     case state(State)
     case created(dev: UInt64, ino: UInt64)
     case complete(records: Int)
+    /// The end of one batch: its records, all journaled before any of their changes.
+    case batch(id: UInt64, records: Int)
     case undone
 
     /// nil when the line is not exactly one of the shapes the fixer writes.
@@ -272,6 +278,11 @@ enum JournalRecord {
         if o["complete"]?.bool == true {
             guard let n = o["records"]?.int, n >= 0 else { return nil }
             self = .complete(records: n)
+            return
+        }
+        if let id = o["batch"]?.uint64 {
+            guard let n = o["records"]?.int, n > 0, o.count == 2 else { return nil }
+            self = .batch(id: id, records: n)
             return
         }
         if o["created"]?.bool == true {
@@ -335,7 +346,7 @@ struct JournalContents {
     static let lineLimit = 1 << 16
 
     /// Reads and checks every line. Throws `FixError.damagedJournal(path, line, why)` on the first that is wrong.
-    static func read(fd: Int32, path: String) throws -> JournalContents {
+    static func read(fd: Int32, path: String, acceptCut: Bool = false) throws -> JournalContents {
         func damaged(_ line: Int, _ why: String) -> FixError { .damagedJournal(path, line, why) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw FixError.journal("cannot stat \(path)", errno) }
@@ -348,7 +359,7 @@ struct JournalContents {
         var sawMarkerAfterRecords = false
         func take(_ line: [UInt8], _ number: Int) throws {
             guard let object = FlatJSON.parse(line[...]) else { throw damaged(number, "not a JSON object") }
-            guard var c = contents else {
+            guard contents != nil else {
                 guard object["version"]?.int == FixJournal.version else {
                     throw damaged(number, object["version"] == nil ? "no fix journal header" : "journal version \(object["version"].map { "\($0)" } ?? "?") is not \(FixJournal.version)")
                 }
@@ -373,12 +384,24 @@ struct JournalContents {
                 return
             }
             guard let record = JournalRecord(object) else { throw damaged(number, "not a record ezmsi writes (a field is missing, unknown or out of range)") }
+            // In place: a copy of the directory table per line would make a deep journal quadratic.
+            try step(record, number, &contents!)
+        }
+        func step(_ record: JournalRecord, _ number: Int, _ c: inout JournalContents) throws {
             if c.undone { throw damaged(number, "a line after the undone mark") }
             switch record {
             case .undone:
                 c.undone = true
+            case .batch(_, let n):
+                if c.complete { throw damaged(number, "a batch marker after the completion line") }
+                guard n == c.recordsSinceBatch else {
+                    throw damaged(number, "the batch marker counts \(n) records, the batch has \(c.recordsSinceBatch): records are missing or added")
+                }
+                c.batchedRecords += n
+                c.recordsSinceBatch = 0
             case .complete(let n):
                 if c.complete { throw damaged(number, "a second completion line") }
+                if c.recordsSinceBatch > 0 { throw damaged(number, "records without their batch marker before the completion line") }
                 c.complete = true
                 c.records = n
                 sawMarkerAfterRecords = true
@@ -399,9 +422,9 @@ struct JournalContents {
                 if s.btime != nil { c.sawBtime = true }
                 if s.generation != nil { c.sawGeneration = true }
                 c.countedRecords += 1
+                c.recordsSinceBatch += 1
             }
             _ = sawMarkerAfterRecords
-            contents = c
         }
         while offset < size || !pending.isEmpty {
             var n = 0
@@ -430,22 +453,29 @@ struct JournalContents {
                     // A last line without its newline: the cut a kill leaves, acceptable only in a fix that did not
                     // finish (no completion line).
                     lineNumber += 1
-                    if contents?.complete == true || contents == nil {
-                        throw damaged(lineNumber, "the journal is truncated (a line cut short)")
+                    if contents?.complete == true || contents == nil || !acceptCut {
+                        throw damaged(lineNumber, "the journal is cut here (a line without its end): damaged, or the fix was "
+                            + "killed while writing it; if you know the fix was killed, run: ezmsi undo --accept-cut \(ShellWords.quote(path))")
                     }
                 }
                 break
             }
         }
         guard let result = contents else { throw damaged(1, "empty: no fix journal header") }
+        if result.recordsSinceBatch > 0 && !acceptCut {
+            throw damaged(lineNumber, "\(result.recordsSinceBatch) records at the end lack their batch marker: the journal is cut, "
+                + "or the fix was killed while writing it; if you know the fix was killed, run: ezmsi undo --accept-cut \(ShellWords.quote(path))")
+        }
         if result.complete && result.records != result.countedRecords {
             throw damaged(lineNumber, "the completion line counts \(result.records) records, the journal has \(result.countedRecords): records are missing")
         }
         return result
     }
 
-    /// State records seen.
+    /// State records seen; those covered by a batch marker; those after the last marker.
     var countedRecords = 0
+    var batchedRecords = 0
+    var recordsSinceBatch = 0
 
     init(root: [CChar], rootDisplay: String, createdRoot: Bool) {
         self.root = root
@@ -477,6 +507,9 @@ final class DirectoryReacher {
     private var stack: [(id: UInt64, fd: Int32)] = []
     private var index: [UInt64: Int] = [:]
     private var openCount = 0
+    /// The held descriptors are always the levels `lowestOpen..<stack.count` (closing goes from the shallowest,
+    /// opening happens at the top), so trimming is O(1) at any depth.
+    private var lowestOpen = 0
 
     init(rootFD: Int32, rootMountID: UInt64, directories: [UInt64: JournalRecord.Directory], maxOpen: Int = 48) {
         self.rootFD = rootFD
@@ -490,6 +523,7 @@ final class DirectoryReacher {
         stack.removeAll()
         index.removeAll()
         openCount = 0
+        lowestOpen = 0
     }
 
     /// The record's path relative to the root, for messages (control characters shown visibly).
@@ -526,17 +560,16 @@ final class DirectoryReacher {
             close(top.fd)
             openCount -= 1
         }
+        if let last = stack.last, last.fd >= 0 { lowestOpen = min(lowestOpen, stack.count - 1) } else { lowestOpen = stack.count }
     }
 
     /// Closes the shallowest held descriptor (not the top) when over the cap.
     private func trim() {
-        guard openCount > maxOpen else { return }
-        for k in 0..<(stack.count - 1) where stack[k].fd >= 0 {
-            close(stack[k].fd)
-            stack[k].fd = -1
-            openCount -= 1
-            return
-        }
+        guard openCount > maxOpen, lowestOpen < stack.count - 1 else { return }
+        close(stack[lowestOpen].fd)
+        stack[lowestOpen].fd = -1
+        openCount -= 1
+        lowestOpen += 1
     }
 
     /// The descriptor of recorded directory `id` (0 = the root); valid until the next call.
@@ -590,6 +623,7 @@ final class DirectoryReacher {
             stack.append((next, fd))
             index[next] = stack.count - 1
             openCount += 1
+            if openCount == 1 { lowestOpen = stack.count - 1 }
             trim()
             base = fd
         }
@@ -617,6 +651,7 @@ final class DirectoryReacher {
         }
         stack[k].fd = base
         openCount += 1
+        lowestOpen = k
         trim()
         return .success(base)
     }

@@ -102,6 +102,9 @@ public struct UndoOutcome: Sendable, Codable {
     public var left: [String] = []
     /// Dry run: nothing was written; `restored` counts what would be.
     public var dryRun: Bool = false
+    /// The journal has no completion line: the fix was killed or stopped (or the journal was cut at a batch's end,
+    /// which looks the same); what it recorded is restored.
+    public var interrupted: Bool = false
     /// Identity tests the journal could not make (e.g. no birth time on this filesystem).
     public var untestable: [String] = []
     public var journal: String = ""
@@ -444,7 +447,7 @@ public enum FolderFixer {
                 let c = try JournalContents.read(fd: fd, path: path)
                 summary.root = c.rootDisplay
                 summary.startedAt = c.startedAt
-                summary.records = c.countedRecords
+                summary.records = c.batchedRecords
                 summary.state = c.undone ? .undone : c.complete ? .open : .interrupted
             } catch {
                 summary.problem = "\(error)"

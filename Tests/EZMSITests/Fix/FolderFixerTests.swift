@@ -381,8 +381,13 @@ import Testing
         let fd = open(journal, O_WRONLY | O_APPEND)
         _ = "{\"path\":\"d9/f3\",\"type\":\"f\",\"dev\":12".withCString { write(fd, $0, strlen($0)) }
         close(fd)
-        let undo = try FolderFixer.undo(journal: journal)
+        // A cut line is damage unless the user says the fix was killed: refused, nothing changed; then accepted.
+        let cutBefore = try Self.dump(root)
+        #expect(throws: FixError.self) { try FolderFixer.undo(journal: journal) }
+        #expect(try Self.dump(root) == cutBefore)
+        let undo = try FolderFixer.undo(journal: journal, acceptCut: true)
         #expect(undo.skipped.isEmpty, "\(undo.skipped)")
+        #expect(undo.interrupted)
         #expect(undo.restored >= 4 * 20 / 2)
         #expect(try Self.dump(root) == before)
         // The fix can then run to the end.
@@ -411,7 +416,7 @@ import Testing
         FolderFixer.testHookBeforeChange = nil
         let journal = try #require(FolderFixer.latestJournal(in: Self.journalDirectory(s)))
         let records = try Self.journalObjects(journal).filter { $0["type"] != nil }
-        let undo = try FolderFixer.undo(journal: journal)
+        let undo = try FolderFixer.undo(journal: journal)  // killed between writes: no cut, no flag needed
         #expect(undo.skipped.isEmpty, "\(undo.skipped)")
         // One thread stops exactly at change 77; with two, the other worker may finish a few changes of its own
         // batch before it sees the abort, so only a lower bound holds there.
