@@ -59,7 +59,7 @@ extension Adversarial {
             let planted = lines.joined(separator: "\n") + "\n"
             let name = "fix-20990101-000000-1.jsonl"
             let sentinels = [vroot, vroot + "/rootfile", vroot + "/victim"]
-            let before = try s.fingerprint(sentinels)
+            var before = try s.fingerprint(sentinels)
 
             struct Variant { var name: String; var env: [String: String]; var removing: [String]; var journal: String; var setup: String }
             let q = Adversary.q
@@ -104,7 +104,9 @@ extension Adversarial {
                     if now != before || !privileged.isEmpty {
                         failures.append("\(v.name), \(how): the planted journal was applied: \(privileged.isEmpty ? "" : "root set-uid \(privileged); ")" +
                                         AdvScratch.changes(from: before, to: now))
+                        // Put the folder back for the next run (its ctimes move, so fingerprint it again).
                         try Adversary.sh(reset)
+                        before = try s.fingerprint(sentinels)
                     }
                 }
             }

@@ -101,10 +101,11 @@ final class AdvScratch {
     }
 
     deinit {
-        // Nothing is mounted here (mounts live in private namespaces that are gone), but be sure; then remove. (A test
-        // that makes an entry immutable undoes that itself: `chattr -R` is far too slow on the 30,000-level tree.)
+        // Nothing is mounted here (mounts live in private namespaces that are gone), but be sure; then remove. (Immutable
+        // entries only near the top: `chattr -R` is far too slow on the 30,000-level tree.)
         _ = try? Subprocess.run("/bin/sh", ["-c", """
             grep -o ' \(path)[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l
+            find \(Adversary.q(path)) -maxdepth 3 -type f -exec chattr -i {} + 2>/dev/null
             \(Adversary.q(helper)) rmtree \(Adversary.q(path)) 2>/dev/null || rm -rf \(Adversary.q(path))
             """], timeout: 300)
     }
