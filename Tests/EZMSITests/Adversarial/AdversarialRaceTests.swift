@@ -216,6 +216,16 @@ extension Adversarial {
                 let fix = try s.fix(data, plan: plan, prefix: Self.limited, timeout: 300)
                 step("fix \(plan)")
                 #expect(fix.status == 0 || fix.status == 1, "\(plan): fix under ulimit -n 1024 exited \(fix.status): \(Adversary.squeeze(fix.stderr))")
+                // Each path is stored once (parent record + name): the journal grows linearly with the entries.
+                let journals = s.state + "/ezmsi/journals"
+                let newest = try FileManager.default.contentsOfDirectory(atPath: journals).filter { $0.hasSuffix(".jsonl") }
+                    .map { journals + "/" + $0 }
+                    .max { ((try? FileManager.default.attributesOfItem(atPath: $0)[.modificationDate] as? Date) ?? .distantPast)
+                        < ((try? FileManager.default.attributesOfItem(atPath: $1)[.modificationDate] as? Date) ?? .distantPast) }
+                let journalBytes = try #require(newest.flatMap { try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int })
+                #expect(journalBytes < 400 * original.entries.count,
+                        "\(plan): the journal of \(original.entries.count) entries is \(journalBytes) bytes: not linear in the entries")
+                step("journal \(plan) \(journalBytes / 1024) KiB")
                 let fixed = try s.snapshot(data)
                 let bottom = fixed.byIno()[deepest.ino]
                 #expect(bottom != nil && bottom?.security != deepest.security,

@@ -368,12 +368,13 @@ import Testing
         struct Killed: Error {}
         FolderFixer.testHookAfterBatch = { n in if n >= 4 { throw Killed() } }
         defer { FolderFixer.testHookAfterBatch = nil }
-        #expect(throws: FixStopped.self) {
+        let stopped = #expect(throws: FixStopped.self) {
             try FolderFixer.apply(kind: .acl, root: root, identity: Self.openmsi, need: .readTreeWriteRoot,
                                   journalDirectory: Self.journalDirectory(s), options: FixOptions(threads: threads, batchLimit: 20))
         }
         FolderFixer.testHookAfterBatch = nil
         let journal = try #require(FolderFixer.latestJournal(in: Self.journalDirectory(s)))
+        #expect(stopped?.journal == journal, "a stopped fix names its own journal (the `undo with:` hint)")
         let lines = try Self.journalObjects(journal)
         #expect(!lines.contains { $0["complete"] != nil }, "no completion line")
         #expect(try Self.dump(root) != before, "some batches were applied")
