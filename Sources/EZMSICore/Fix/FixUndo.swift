@@ -177,17 +177,9 @@ extension FolderFixer {
             let e = wantDefault.map { d in d.withUnsafeBytes { object.setXattr(Xattr.defaultName, $0) } } ?? object.removeXattr(Xattr.defaultName)
             if e != 0 { return .left("restore the default ACL: " + String(cString: strerror(e))) }
         }
-        guard let now = object.current() else { return .left("cannot stat: " + String(cString: strerror(errno))) }
-        if (now.mode & 0o7777) != r.mode {
-            let e = object.chmod(r.mode)
-            if e != 0 { return .left("chmod: " + String(cString: strerror(e))) }
-        }
-        guard let final = object.current() else { return .left("cannot verify") }
-        if final.uid != r.uid || final.gid != r.gid || (final.mode & 0o7777) != r.mode
-            || !matches(object.getXattr(Xattr.accessName), r.access)
-            || !matches(r.isDirectory ? object.getXattr(Xattr.defaultName) : .absent, wantDefault) {
-            return .left("could not restore exactly (now \(final.uid):\(final.gid) " + String(final.mode & 0o7777, radix: 8) + ")")
-        }
+        // The mode last: writing the access ACL set the group bits to its mask, chown cleared set-uid/set-gid.
+        let e = object.chmod(r.mode)
+        if e != 0 { return .left("chmod: " + String(cString: strerror(e))) }
         return .restored
     }
 

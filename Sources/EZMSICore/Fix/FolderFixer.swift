@@ -432,7 +432,8 @@ public enum FolderFixer {
         return best.map { directory + "/" + $0.name }
     }
 
-    /// Every journal in `directory`, oldest first, read and verified as undo would.
+    /// Every journal in `directory`, oldest first: trusted or not (as undo checks), its header and its last lines
+    /// (completion and undone marks). Cheap: the full verification is undo's, of the one journal it undoes.
     public static func listJournals(in directory: String) -> [JournalSummary] {
         guard let dfd = try? StateFolder.open(directory, create: false) else { return [] }
         close(dfd)
@@ -444,11 +445,25 @@ public enum FolderFixer {
             do {
                 let fd = try StateFolder.openJournal(path)
                 defer { close(fd) }
-                let c = try JournalContents.read(fd: fd, path: path)
-                summary.root = c.rootDisplay
-                summary.startedAt = c.startedAt
-                summary.records = c.batchedRecords
-                summary.state = c.undone ? .undone : c.complete ? .open : .interrupted
+                guard let line = readFirstLine(fd: fd, limit: 1 << 16), let header = FlatJSON.parse(line[...]),
+                      header["version"]?.int == FixJournal.version,
+                      let root = header["root"]?.string ?? header["rootHex"]?.string.flatMap(FlatJSON.unhex).map({ String(decoding: $0, as: UTF8.self) })
+                else {
+                    throw FixError.badJournal("no fix journal header")
+                }
+                summary.root = root
+                summary.startedAt = header["startedAt"]?.string ?? ""
+                summary.state = .interrupted
+                let reader = ReverseLineReader(fd: fd, chunk: 1 << 14)
+                for _ in 0..<3 {
+                    guard let last = reader.previous(), let object = FlatJSON.parse(last[...]) else { break }
+                    if object["undone"]?.bool == true { summary.state = .undone }
+                    if object["complete"]?.bool == true {
+                        if summary.state != .undone { summary.state = .open }
+                        summary.records = object["records"]?.int ?? 0
+                        break
+                    }
+                }
             } catch {
                 summary.problem = "\(error)"
             }
