@@ -185,13 +185,7 @@ final class FixBatch {
         return start..<bytes.count
     }
 
-    func matches(_ read: XattrRead, _ judged: Range<Int>?) -> Bool {
-        switch read {
-        case .value(let b): return judged.map { bytes[$0].elementsEqual(b) } ?? false
-        case .absent, .unsupported: return judged == nil
-        case .failed: return false
-        }
-    }
+    func matches(_ read: XattrRead, _ judged: Range<Int>?) -> Bool { read.holds(judged.map { bytes[$0] }) }
 }
 
 /// The walk of plan and apply. One per worker.

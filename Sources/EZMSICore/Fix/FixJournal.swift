@@ -224,11 +224,8 @@ final class JournalWriter: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         try openLocked()
-        if !pending.isEmpty {
-            try writeLocked(pending)
-            pending.removeAll()
-        }
-        try writeLocked(bytes)
+        try writeLocked(pending + bytes)
+        pending.removeAll()
         if sync && fsync(fd) != 0 { throw FixError.journal("cannot sync \(path!)", errno) }
     }
 
@@ -243,11 +240,8 @@ final class JournalWriter: @unchecked Sendable {
             return
         }
         try openLocked()
-        if !pending.isEmpty {
-            try writeLocked(pending)
-            pending.removeAll()
-        }
-        try writeLocked(bytes)
+        try writeLocked(pending + bytes)
+        pending.removeAll()
     }
 
     /// Removes the journal file (a fix that failed before changing anything), through the verified folder.

@@ -30,36 +30,22 @@ enum FixSys {
     static let setFollowing: PathSet = symbol("setxattr", as: PathSet.self)
     static let removeFollowing: PathRemove = symbol("removexattr", as: PathRemove.self)
 
-    /// 0 unknown, 1 works, 2 ENOSYS (or not available, or turned off with `EZMSI_FIX_FALLBACKS=fchmodat2`).
-    private static let fchmodat2State = Atomic<UInt8>(
-        fchmodat2Number < 0 || (ProcessInfo.processInfo.environment["EZMSI_FIX_FALLBACKS"] ?? "")
-            .split(separator: ",").contains("fchmodat2") ? 2 : 0)
-
-    /// For tests: force the fallback (as on kernels before 6.6). nil = detect.
-    static var fchmodat2Usable: Bool? {
-        get {
-            switch fchmodat2State.load(ordering: .relaxed) {
-            case 1: return true
-            case 2: return false
-            default: return nil
-            }
-        }
-        set { fchmodat2State.store(newValue == nil ? 0 : (newValue! ? 1 : 2), ordering: .relaxed) }
-    }
+    /// `EZMSI_FIX_FALLBACKS=fchmodat2` or a test turns it off (as on kernels before 6.6).
+    static let fchmodat2 = SyscallRoute("fchmodat2", available: fchmodat2Number >= 0)
 
     /// chmod of the object an O_PATH descriptor holds. 0 or errno.
     static func chmodPath(_ fd: Int32, _ mode: UInt32) -> Int32 {
-        if fchmodat2State.load(ordering: .relaxed) != 2 {
+        if !fchmodat2.off {
             let r = "".withCString {
                 Xattr.syscall6(fchmodat2Number, Int(fd), Int(bitPattern: $0), Int(mode), Int(AT_EMPTY_PATH), 0, 0)
             }
             if r == 0 {
-                if fchmodat2State.load(ordering: .relaxed) == 0 { fchmodat2State.store(1, ordering: .relaxed) }
+                fchmodat2.worked()
                 return 0
             }
             let e = errno
             if e != ENOSYS && e != EINVAL { return e }
-            fchmodat2State.store(2, ordering: .relaxed)
+            fchmodat2.missing()
         }
         guard ObjectAccess.procUsable else { return EOPNOTSUPP }
         return "/proc/self/fd/\(fd)".withCString { Glibc.chmod($0, mode) } == 0 ? 0 : errno
@@ -132,6 +118,15 @@ enum XattrRead: Equatable {
     var bytes: [UInt8]? {
         if case .value(let b) = self { return b }
         return nil
+    }
+
+    /// The attribute holds exactly `want` (nil: none stored). A failed read matches nothing.
+    func holds<C: Collection>(_ want: C?) -> Bool where C.Element == UInt8 {
+        switch self {
+        case .value(let b): return want.map { b.elementsEqual($0) } ?? false
+        case .absent, .unsupported: return want == nil
+        case .failed: return false
+        }
     }
 
     /// What a read returned: `.absent` for ENODATA or an empty value (4 bytes: the header alone), `.unsupported`

@@ -148,19 +148,12 @@ extension FolderFixer {
             return .skipped("has \(id.nlink) hard links now; another may be outside the folder, so it is left alone")
         }
 
-        func matches(_ read: XattrRead, _ want: [UInt8]?) -> Bool {
-            switch read {
-            case .value(let b): return b == want
-            case .absent, .unsupported: return want == nil
-            case .failed: return false
-            }
-        }
         let wantDefault = r.isDirectory ? r.defaultACL : nil
         let access = object.getXattr(Xattr.accessName)
         let defaultNow = r.isDirectory ? object.getXattr(Xattr.defaultName) : .absent
         if case .failed(let e) = access { return .left("cannot read its ACL: " + String(cString: strerror(e))) }
-        if id.uid == r.uid && id.gid == r.gid && (id.mode & 0o7777) == r.mode && matches(access, r.access)
-            && matches(defaultNow, wantDefault) {
+        if id.uid == r.uid && id.gid == r.gid && (id.mode & 0o7777) == r.mode && access.holds(r.access)
+            && defaultNow.holds(wantDefault) {
             return .alreadyOriginal
         }
         if dryRun { return .restored }
@@ -169,11 +162,11 @@ extension FolderFixer {
             let e = object.chown(r.uid, r.gid)
             if e != 0 { return .left("chown: " + String(cString: strerror(e))) }
         }
-        if !matches(access, r.access) {
+        if !access.holds(r.access) {
             let e = r.access.map { a in a.withUnsafeBytes { object.setXattr(Xattr.accessName, $0) } } ?? object.removeXattr(Xattr.accessName)
             if e != 0 { return .left("restore the ACL: " + String(cString: strerror(e))) }
         }
-        if r.isDirectory && !matches(defaultNow, wantDefault) {
+        if r.isDirectory && !defaultNow.holds(wantDefault) {
             let e = wantDefault.map { d in d.withUnsafeBytes { object.setXattr(Xattr.defaultName, $0) } } ?? object.removeXattr(Xattr.defaultName)
             if e != 0 { return .left("restore the default ACL: " + String(cString: strerror(e))) }
         }
@@ -348,7 +341,6 @@ struct JournalContents {
         var offset = 0
         var pending: [UInt8] = []
         var block = [UInt8](repeating: 0, count: min(max(size, 1), 1 << 20))
-        var sawMarkerAfterRecords = false
         func take(_ line: [UInt8], _ number: Int) throws {
             guard let object = FlatJSON.parse(line[...]) else { throw damaged(number, "not a JSON object") }
             guard contents != nil else {
@@ -396,7 +388,6 @@ struct JournalContents {
                 if c.recordsSinceBatch > 0 { throw damaged(number, "records without their batch marker before the completion line") }
                 c.complete = true
                 c.records = n
-                sawMarkerAfterRecords = true
             case .created(let dev, let ino):
                 guard c.createdRoot, c.rootDev == nil, number == 2 else { throw damaged(number, "a creation line where none belongs") }
                 c.rootDev = dev
@@ -413,10 +404,8 @@ struct JournalContents {
                 if let p = s.parent, p != 0, c.directories[p] == nil { throw damaged(number, "names directory \(p), which no earlier line records") }
                 if s.btime != nil { c.sawBtime = true }
                 if s.generation != nil { c.sawGeneration = true }
-                c.countedRecords += 1
                 c.recordsSinceBatch += 1
             }
-            _ = sawMarkerAfterRecords
         }
         while offset < size || !pending.isEmpty {
             var n = 0
@@ -464,10 +453,10 @@ struct JournalContents {
         return result
     }
 
-    /// State records seen; those covered by a batch marker; those after the last marker.
-    var countedRecords = 0
+    /// State records covered by a batch marker, and those after the last marker.
     var batchedRecords = 0
     var recordsSinceBatch = 0
+    var countedRecords: Int { batchedRecords + recordsSinceBatch }
 
     init(root: [CChar], rootDisplay: String, createdRoot: Bool) {
         self.root = root

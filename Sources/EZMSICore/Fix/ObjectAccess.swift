@@ -41,36 +41,12 @@ enum ObjectAccess {
     static let FS_IOC_GETVERSION: UInt = 0x80087601
     static let PROC_SUPER_MAGIC = 0x9FA0
 
-    /// Routes that tests (and `EZMSI_FIX_FALLBACKS=openat2,fchmodat2,mntid`) can turn off, to prove the fallbacks keep
-    /// the guarantee. 0 unknown, 1 usable, 2 not usable.
-    private static let openat2State = Atomic<UInt8>(initialState("openat2", number: openat2Number))
-    private static let statxMountState = Atomic<UInt8>(initialState("mntid", number: statxNumber))
+    /// Routes that tests (and `EZMSI_FIX_FALLBACKS=openat2,fchmodat2,mntid,reopen`) can turn off, to prove the
+    /// fallbacks keep the guarantee.
+    static let openat2 = SyscallRoute("openat2", available: openat2Number >= 0)
+    static let statxMountID = SyscallRoute("mntid", available: statxNumber >= 0)
     /// The reopen through /proc (off: every change uses the O_PATH routes, as for a non-root invoker).
-    private static let reopenState = Atomic<UInt8>(initialState("reopen", number: 0))
-
-    private static func initialState(_ name: String, number: Int) -> UInt8 {
-        if number < 0 { return 2 }
-        let off = (ProcessInfo.processInfo.environment["EZMSI_FIX_FALLBACKS"] ?? "").split(separator: ",")
-        return off.contains(Substring(name)) ? 2 : 0
-    }
-
-    static var openat2Usable: Bool? {
-        get { decode(openat2State.load(ordering: .relaxed)) }
-        set { openat2State.store(encode(newValue), ordering: .relaxed) }
-    }
-
-    static var reopenUsable: Bool? {
-        get { decode(reopenState.load(ordering: .relaxed)) }
-        set { reopenState.store(encode(newValue), ordering: .relaxed) }
-    }
-
-    static var statxMountIDUsable: Bool? {
-        get { decode(statxMountState.load(ordering: .relaxed)) }
-        set { statxMountState.store(encode(newValue), ordering: .relaxed) }
-    }
-
-    private static func decode(_ v: UInt8) -> Bool? { v == 1 ? true : v == 2 ? false : nil }
-    private static func encode(_ b: Bool?) -> UInt8 { b == nil ? 0 : (b! ? 1 : 2) }
+    static let reopenRoute = SyscallRoute("reopen")
 
     /// `/proc/self/fd` is the kernel's procfs (checked once): the magic links are only trusted then.
     static let procUsable: Bool = {
@@ -83,7 +59,7 @@ enum ObjectAccess {
     /// Opens `name` (one component) in `dirfd` as O_PATH without following a symlink or crossing a mount. -1 + errno.
     static func openEntry(_ dirfd: Int32, _ name: UnsafePointer<CChar>, directory: Bool = false) -> Int32 {
         let flags = O_PATH | O_NOFOLLOW | O_CLOEXEC | (directory ? O_DIRECTORY : 0)
-        if openat2State.load(ordering: .relaxed) != 2 {
+        if !openat2.off {
             struct OpenHow { var flags: UInt64; var mode: UInt64; var resolve: UInt64 }
             var how = OpenHow(flags: UInt64(flags), mode: 0,
                               resolve: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS)
@@ -92,12 +68,12 @@ enum ObjectAccess {
                                MemoryLayout<OpenHow>.size, 0, 0)
             }
             if r >= 0 {
-                if openat2State.load(ordering: .relaxed) == 0 { openat2State.store(1, ordering: .relaxed) }
+                openat2.worked()
                 return Int32(r)
             }
             let e = errno
             if e != ENOSYS { errno = e; return -1 }
-            openat2State.store(2, ordering: .relaxed)
+            openat2.missing()
         }
         return openat(dirfd, name, flags)
     }
@@ -105,7 +81,7 @@ enum ObjectAccess {
     /// Reopens a verified O_PATH descriptor of a directory or regular file as a real one (read-only, never blocking,
     /// never a controlling terminal). -1 when refused (then the O_PATH routes are used).
     static func reopen(_ pathFD: Int32) -> Int32 {
-        guard procUsable, reopenState.load(ordering: .relaxed) != 2 else { return -1 }
+        guard procUsable, !reopenRoute.off else { return -1 }
         return "/proc/self/fd/\(pathFD)".withCString { open($0, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) }
     }
 
@@ -131,26 +107,6 @@ enum ObjectAccess {
         var isDirectory: Bool { type == UInt32(S_IFDIR) }
         var isRegular: Bool { type == UInt32(S_IFREG) }
 
-        init(dev: UInt64, ino: UInt64, mode: UInt32, uid: UInt32, gid: UInt32, nlink: UInt64, ctimeSec: Int64,
-             ctimeNsec: Int64, btime: Int64?, mountID: UInt64?) {
-            self.dev = dev
-            self.ino = ino
-            self.mode = mode
-            self.uid = uid
-            self.gid = gid
-            self.nlink = nlink
-            self.ctimeSec = ctimeSec
-            self.ctimeNsec = ctimeNsec
-            self.btime = btime
-            self.mountID = mountID
-        }
-
-        init(_ st: stat) {
-            self.init(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), mode: st.st_mode, uid: st.st_uid, gid: st.st_gid,
-                      nlink: UInt64(st.st_nlink), ctimeSec: Int64(st.st_ctim.tv_sec), ctimeNsec: Int64(st.st_ctim.tv_nsec),
-                      btime: nil, mountID: nil)
-        }
-
         /// The same object with the same security attributes as judged: device, inode, birth time (where recorded),
         /// type, mode, owner, and for a regular file its link count (a new hard link may be outside the folder). Not
         /// the times or a directory's link count: the instrument writing files while the fix runs changes those and
@@ -170,7 +126,7 @@ enum ObjectAccess {
                       UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
                       UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
         let flags = Int(AT_SYMLINK_NOFOLLOW) | (emptyPath ? Int(AT_EMPTY_PATH) : 0)
-        let mountWanted = wantMountID && statxMountState.load(ordering: .relaxed) != 2
+        let mountWanted = wantMountID && !statxMountID.off
         let mask = STATX_BASIC_STATS | STATX_BTIME | (mountWanted ? STATX_MNT_ID : 0)
         let r = withUnsafeMutableBytes(of: &buffer) { b in
             Xattr.syscall6(statxNumber, Int(dirfd), Int(bitPattern: name), flags, Int(mask), Int(bitPattern: b.baseAddress), 0)
@@ -179,9 +135,7 @@ enum ObjectAccess {
             guard errno == ENOSYS else { return nil }
             let ok = emptyPath ? fstat(dirfd, &st) == 0 : fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0
             guard ok else { return nil }
-            var id = Identity(st)
-            if wantMountID && emptyPath { id.mountID = fdinfoMountID(dirfd) }
-            return id
+            return Identity(st)
         }
         return withUnsafeBytes(of: &buffer) { b -> Identity in
             func u32(_ o: Int) -> UInt32 { b.loadUnaligned(fromByteOffset: o, as: UInt32.self) }
@@ -209,9 +163,9 @@ enum ObjectAccess {
             if mountWanted {
                 if got & STATX_MNT_ID != 0 {
                     id.mountID = u64(144)
-                    if statxMountState.load(ordering: .relaxed) == 0 { statxMountState.store(1, ordering: .relaxed) }
+                    statxMountID.worked()
                 } else {
-                    statxMountState.store(2, ordering: .relaxed)
+                    statxMountID.missing()
                 }
             }
             return id
@@ -270,8 +224,6 @@ struct VerifiedObject {
 
     private var handle: EntryHandle { realFD >= 0 ? EntryHandle(fd: realFD, isPath: false) : EntryHandle(fd: pathFD, isPath: true) }
 
-    /// The identity now (to re-check right before a change).
-    func current() -> ObjectAccess.Identity? { ObjectAccess.identity(of: pathFD) }
 
     func chown(_ uid: UInt32, _ gid: UInt32) -> Int32 { handle.chown(uid, gid) }
     func chmod(_ mode: UInt32) -> Int32 { handle.chmod(mode) }
@@ -314,5 +266,35 @@ struct VerifiedObject {
         // The magic link of `fd` is the object itself (no path lookup in the tree), so the reopened descriptor is it.
         let real = ObjectAccess.reopen(fd)
         return .success(VerifiedObject(pathFD: fd, realFD: real, identity: id))
+    }
+}
+
+extension ObjectAccess.Identity {
+    /// From a classic `stat` (no birth time, no mount id).
+    init(_ st: stat) {
+        self.init(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), mode: st.st_mode, uid: st.st_uid, gid: st.st_gid,
+                  nlink: UInt64(st.st_nlink), ctimeSec: Int64(st.st_ctim.tv_sec), ctimeNsec: Int64(st.st_ctim.tv_nsec),
+                  btime: nil, mountID: nil)
+    }
+}
+
+/// A system-call route the kernel may lack, or that a test (or `EZMSI_FIX_FALLBACKS=NAME`) turns off: unknown until
+/// first used, then usable or not.
+final class SyscallRoute: Sendable {
+    private let state: Atomic<UInt8>  // 0 unknown, 1 works, 2 off
+
+    init(_ name: String, available: Bool = true) {
+        let off = (ProcessInfo.processInfo.environment["EZMSI_FIX_FALLBACKS"] ?? "").split(separator: ",")
+        state = Atomic(available && !off.contains(Substring(name)) ? 0 : 2)
+    }
+
+    var off: Bool { state.load(ordering: .relaxed) == 2 }
+    func worked() { _ = state.compareExchange(expected: 0, desired: 1, ordering: .relaxed) }
+    func missing() { state.store(2, ordering: .relaxed) }
+
+    /// For tests: force the route on or off; nil = detect again.
+    var usable: Bool? {
+        get { let v = state.load(ordering: .relaxed); return v == 1 ? true : v == 2 ? false : nil }
+        set { state.store(newValue == nil ? 0 : (newValue! ? 1 : 2), ordering: .relaxed) }
     }
 }

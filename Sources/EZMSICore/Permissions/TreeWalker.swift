@@ -445,12 +445,11 @@ public final class TreeWalker {
     /// reports otherwise.
     private func checkOpened<V: TreeVisitor>(_ fd: Int32, expectedIno: UInt64, path: @autoclosure () -> String,
                                             _ visitor: inout V) -> ObjectAccess.Identity? {
-        guard var id = ObjectAccess.identity(of: fd), id.ino == expectedIno else {
+        guard let id = ObjectAccess.identity(of: fd), id.ino == expectedIno else {  // mount id: statx, else fdinfo
             close(fd)
             visitor.skipped(path: path(), reason: .changedDuringScan)
             return nil
         }
-        if id.mountID == nil { id.mountID = ObjectAccess.fdinfoMountID(fd) }
         if options.oneFilesystem && (id.dev != rootDevice || id.mountID != rootMountID) {
             close(fd)
             visitor.skipped(path: path(), reason: .otherFilesystem)

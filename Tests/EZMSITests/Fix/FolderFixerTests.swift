@@ -228,16 +228,13 @@ import Testing
         let (root, outside) = try Self.makeUploadTree(s)
         let before = try Self.dump(root)
         let outsideBefore = try Self.dump(outside)
-        let saved = (FixSys.fchmodat2Usable, Xattr.getxattratWorks, ObjectAccess.openat2Usable,
-                     ObjectAccess.statxMountIDUsable, ObjectAccess.reopenUsable)
-        FixSys.fchmodat2Usable = false
+        let routes = [FixSys.fchmodat2, ObjectAccess.openat2, ObjectAccess.statxMountID, ObjectAccess.reopenRoute]
+        let saved = (routes.map(\.usable), Xattr.getxattratWorks)
+        for r in routes { r.usable = false }
         Xattr.getxattratWorks = false
-        ObjectAccess.openat2Usable = false
-        ObjectAccess.statxMountIDUsable = false
-        ObjectAccess.reopenUsable = false
         defer {
-            (FixSys.fchmodat2Usable, Xattr.getxattratWorks, ObjectAccess.openat2Usable, ObjectAccess.statxMountIDUsable,
-             ObjectAccess.reopenUsable) = saved
+            for (r, v) in zip(routes, saved.0) { r.usable = v }
+            Xattr.getxattratWorks = saved.1
         }
         let options = FixOptions(threads: 1, batchLimit: 3)
         let plan = try FolderFixer.plan(kind: .acl, root: root, identity: Self.openmsi, need: .readTreeWriteRoot, options: options)
