@@ -86,8 +86,13 @@ struct Fix: ParsableCommand {
         let kind = FixPlanKind(rawValue: plan.rawValue)!
         let journalDir = FolderFixer.defaultJournalDirectory(environment: ProcessInfo.processInfo.environment)
         let outcome: FixOutcome
+        let auditAfter: TreeAudit?
         do {
-            outcome = try FolderFixer.apply(kind: kind, root: folder, identity: identity.host, need: program.folderNeed, journalDirectory: journalDir)
+            var options = FixOptions()
+            options.auditAfter = FolderGatherer.auditOptions
+            (outcome, auditAfter) = try FolderFixer.applyAndAudit(kind: kind, root: folder, identity: identity.host,
+                                                                  need: program.folderNeed, journalDirectory: journalDir,
+                                                                  options: options)
         } catch let stopped as FixStopped {
             var text = "ezmsi: the fix stopped: \(VisibleText.escape(stopped.reason))\n"
             if let j = stopped.journal { text += "  undo what was done with: ezmsi undo \(ShellWords.quote(j))\n" }
@@ -109,7 +114,10 @@ struct Fix: ParsableCommand {
         }
         // Re-run the probes on the changed folder and report the outcome: they say whether what was left unchanged
         // (refused, replaced, failed) still keeps the container from working.
-        let (after, _) = try diagnose(resolved, selection: RunOptions(timeout: timeout, only: ["folder.", "identity.", "mounts."]))
+        // When every change landed, the folder probes judge the folder as the fix's own walk left it (no second walk).
+        let (after, _) = try diagnose(resolved, selection: RunOptions(timeout: timeout, only: ["folder.", "identity.", "mounts."])) { facts in
+            if let auditAfter { facts.folder.set(.audited(path: folder, auditAfter)) }
+        }
         if format == .json {
             out.stdout(JSONRenderer.render(Report(folder: folder, identity: identity.host.description, plans: [], userPlan: userPlan,
                                                   applied: outcome, after: after)))

@@ -113,7 +113,7 @@ struct Output {
 /// Runs the doctor and returns the report with the facts it used. The deployment folder's acknowledgements apply
 /// (an unusable acknowledgements file stops ezmsi with exit 3).
 func diagnose(_ deployment: Deployment, selection: RunOptions, prove: Bool = false, strict: Bool = false,
-              acknowledgementsFile: String? = nil) throws -> (Report, Facts) {
+              acknowledgementsFile: String? = nil, prepare: (Facts) -> Void = { _ in }) throws -> (Report, Facts) {
     let acknowledgements = loadAcknowledgements(deployment, file: acknowledgementsFile)
     var selection = selection
     // EZMSI_OFFLINE=1 is --offline for every command that runs the doctor (air-gapped CI, boot scripts).
@@ -124,6 +124,7 @@ func diagnose(_ deployment: Deployment, selection: RunOptions, prove: Bool = fal
     let clock = DispatchTime.now()
     let facts = Facts(deployment: deployment, environment: ProcessInfo.processInfo.environment, timeout: selection.timeout)
     facts.proveRequested = prove
+    prepare(facts)
     var results = try Runner.run(Catalogue.all, facts: facts, options: selection)
     if let acknowledgements {
         let applied = acknowledgements.apply(to: results)

@@ -30,8 +30,13 @@ struct FixStats {
     /// State records journaled.
     var journaled = 0
     var batches = 0
+    /// The audit of the folder after the fix, predicted by this walk (`FixContext.predictAfter`).
+    var after: TreeAudit?
 
     mutating func merge(_ o: FixStats) {
+        if let a = o.after {
+            if after == nil { after = a } else { after!.merge(a) }
+        }
         directories += o.directories
         files += o.files
         symlinks += o.symlinks
@@ -76,6 +81,9 @@ final class FixContext: @unchecked Sendable {
     let invoker: ContainerIdentity?
     let batchLimit: Int
     let maxDirectoriesPerBatch: Int
+    /// Also audit the folder as the fix leaves it, in the same walk (the audit options the doctor uses), so the
+    /// report after a fix needs no second walk. Used only when every change landed (`FolderFixer.apply`).
+    var predictAfter: (root: String, identity: ContainerIdentity, options: TreeAuditOptions)?
     let aborted = Atomic<Bool>(false)
     private let lock = NSLock()
     private(set) var error: Error?
@@ -197,10 +205,20 @@ struct FixVisitor: TreeVisitor {
     private var defaultCache = ACLDecodeCache()
     /// The journal id given to the directory visited last (handed to the walker by `token(forDirectory:)`).
     private var lastDirectoryID: UInt64 = 0
+    /// The audit after the fix, judged in this walk (`FixContext.predictAfter`).
+    private var after: TreeAuditor?
+    /// The state the entry being visited is left in, when it changes.
+    private var leftAs: TreeAuditor.State?
 
-    init(ctx: FixContext) { self.ctx = ctx }
+    init(ctx: FixContext) {
+        self.ctx = ctx
+        if let p = ctx.predictAfter {
+            after = TreeAuditor(identity: p.identity, requirements: ctx.rules.requirements, options: p.options, root: p.root)
+        }
+    }
 
     mutating func skipped(path: String, reason: TreeSkipReason) {
+        after?.skipped(path: path, reason: reason)
         switch reason {
         case .otherFilesystem: stats.otherFilesystems.add(path)
         default: stats.unscannable.add("\(path): \(reason)")
@@ -253,6 +271,18 @@ struct FixVisitor: TreeVisitor {
     }
 
     mutating func visit(_ entry: TreeEntry) -> TreeVisitAction {
+        leftAs = nil
+        let action = judgeAndQueue(entry)
+        guard after != nil else { return action }
+        // The audit's context adds one bit to the subtree (below a denied directory).
+        let judged = after!.visit(entry, as: leftAs)
+        if case .descend(let c) = action, case .descend(let a) = judged {
+            return .descend(context: c | (a & TreeAuditor.belowDenied))
+        }
+        return action
+    }
+
+    private mutating func judgeAndQueue(_ entry: TreeEntry) -> TreeVisitAction {
         if ctx.aborted.load(ordering: .relaxed) { return .stop }
         let kind = entry.kind
         switch kind {
@@ -277,7 +307,8 @@ struct FixVisitor: TreeVisitor {
         if let j = ctx.journal, UInt64(st.st_ino) == j.ino, UInt64(st.st_dev) == j.dev, j.ino != 0 {
             return .skipChildren  // the journal itself, when it is kept inside the tree
         }
-        let selection = ctx.rules.select(kind: kind, depth: entry.depth, name: entry.name, context: entry.context)
+        let selection = ctx.rules.select(kind: kind, depth: entry.depth, name: entry.name,
+                                         context: entry.context & ~TreeAuditor.belowDenied)
         let isDirectory = kind == .directory
         if !isDirectory && selection.ops.isEmpty { return .descend(context: selection.childContext) }
 
@@ -366,6 +397,8 @@ struct FixVisitor: TreeVisitor {
             }
         }
 
+        if after != nil { leftAs = Self.stateAfter(change, entry: entry, access: access, defaultACL: defaultACL) }
+
         // Count (plan) or queue (apply).
         if st.st_uid != ctx.you || change.owner != nil { stats.notOwned += 1 }
         guard ctx.journal != nil else {
@@ -393,6 +426,33 @@ struct FixVisitor: TreeVisitor {
         }
         if urgent || batch.ops.count >= ctx.batchLimit { flush() }
         return ctx.aborted.load(ordering: .relaxed) ? .stop : .descend(context: selection.childContext)
+    }
+
+    /// What the entry's attributes will be once `change` is made, as the kernel makes it: chown keeps the mode of a
+    /// directory (set-uid/set-gid files are never changed), writing the access ACL sets the mode's permission bits
+    /// from it, and chmod of an entry with an ACL rewrites its owner, mask (or group) and other entries.
+    static func stateAfter(_ change: EntryChange, entry: TreeEntry, access: FileACL?, defaultACL: FileACL?) -> TreeAuditor.State {
+        var uid = entry.stat.st_uid, gid = entry.stat.st_gid, mode = entry.stat.st_mode
+        var acl = access
+        if let o = change.owner { uid = o.uid; gid = o.gid }
+        if let a = change.access {
+            acl = a
+            mode = a.mode(keeping: mode)
+        }
+        if let m = change.mode {
+            mode = (mode & UInt32(S_IFMT)) | m
+            if var a = acl {
+                a.set(.userObj, Perm(mode: mode, shift: 6))
+                a.set(a.mask == nil ? .groupObj : .mask, Perm(mode: mode, shift: 3))
+                a.set(.other, Perm(mode: mode, shift: 0))
+                acl = a
+            }
+        }
+        var rootDefault: FileACL?
+        if entry.depth == 0 {
+            if let d = change.defaultACL ?? defaultACL { rootDefault = d } else if let d = try? entry.defaultACL() { rootDefault = d }
+        }
+        return TreeAuditor.State(inode: InodeSecurity(uid: uid, gid: gid, mode: mode, acl: acl), defaultACL: rootDefault)
     }
 
     private mutating func count(_ change: EntryChange, isDirectory: Bool) {
@@ -489,7 +549,7 @@ struct FixVisitor: TreeVisitor {
                 }
                 objects[k] = object
                 stats.journaled += 1
-                record(&line, op, name: op.slot < 0 ? nil : name, generation: object.generation)
+                ObjectAccess.withFileHandle(object.pathFD) { record(&line, op, name: op.slot < 0 ? nil : name, handle: $0) }
             }
         }
         if !line.bytes.isEmpty {
@@ -548,7 +608,8 @@ struct FixVisitor: TreeVisitor {
 
     /// One journal record: where the object is (parent directory record + name), what identifies it, and its state
     /// before the change.
-    private func record(_ j: inout JSONLine, _ op: FixBatch.Op, name: UnsafePointer<CChar>?, generation: UInt32?) {
+    private func record(_ j: inout JSONLine, _ op: FixBatch.Op, name: UnsafePointer<CChar>?,
+                        handle: (type: Int32, bytes: UnsafeRawBufferPointer)?) {
         let id = op.judged
         j.raw("{\"in\":")
         if let parent = op.parent { j.number(parent) } else { j.raw("null") }
@@ -559,8 +620,8 @@ struct FixVisitor: TreeVisitor {
         j.number(id.ino)
         j.raw(",\"btime\":")
         if let b = id.btime { j.number(b) } else { j.raw("null") }
-        j.raw(",\"gen\":")
-        if let g = generation { j.number(g) } else { j.raw("null") }
+        j.raw(",\"handle\":")
+        if let h = handle { j.handle(type: h.type, bytes: h.bytes) } else { j.raw("null") }
         j.raw(",\"mode\":")
         j.number(id.mode & 0o7777)
         j.raw(",\"uid\":")
@@ -599,6 +660,7 @@ struct FixVisitor: TreeVisitor {
     /// The end of a worker: the last batch.
     mutating func finish() {
         if !ctx.aborted.load(ordering: .relaxed) { flush() } else { batch.reset() }
+        stats.after = after?.audit
     }
 }
 

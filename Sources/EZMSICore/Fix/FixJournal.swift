@@ -7,16 +7,17 @@ import Synchronization
 ///     {"version":2,"kind":"acl","root":"/abs/root","rootDev":2049,"rootIno":1234,"rootBtime":…,"uid":1000,"gid":1000,"createdRoot":false,"need":"write-tree","startedAt":"…"}
 ///     {"created":true,"rootDev":2049,"rootIno":1234}                      (only when the fix created the root)
 ///     {"dir":7,"in":0,"name":"a","dev":2049,"ino":5677,"btime":…}        (a directory entered; 0 is the root)
-///     {"in":7,"name":"b.csv","type":"f","dev":2049,"ino":5678,"btime":…,"gen":…,"mode":416,"uid":0,"gid":0,"acl":null,"defaultAcl":null}
+///     {"in":7,"name":"b.csv","type":"f","dev":2049,"ino":5678,"btime":…,"handle":"1:2e16…","mode":416,"uid":0,"gid":0,"acl":null,"defaultAcl":null}
 ///     {"in":null,"name":".","type":"d",…}                                (the root's own record)
 ///     ...
 ///     {"complete":true,"records":200201,"changed":200201,"failed":0,"finishedAt":"…"}
 ///     {"undone":true,"restored":200201,"skipped":0,"at":"…"}             (appended by undo)
 ///
 /// Each path is stored once: a record names its directory's record (`in`) and its own name (`nameHex` when the name
-/// is not UTF-8), so the journal grows linearly with the entries whatever the depth. `btime` (nanoseconds) and `gen`
-/// (the inode generation) identify the object beyond its inode number where the filesystem has them (null where
-/// not). `mode` is `st_mode & 0o7777`; `acl` / `defaultAcl` are the raw `system.posix_acl_access` / `_default`
+/// is not UTF-8), so the journal grows linearly with the entries whatever the depth. `btime` (nanoseconds) and `handle`
+/// (the file handle, `name_to_handle_at`: type and bytes in hex, which hold the inode generation) identify the object
+/// beyond its inode number where the filesystem has them (null where not; journals of earlier builds carry `gen`, the
+/// inode generation, instead). `mode` is `st_mode & 0o7777`; `acl` / `defaultAcl` are the raw `system.posix_acl_access` / `_default`
 /// bytes in hex, null when the entry had none. Records are written in batches, each fsync'ed before any of its
 /// changes is made; a record whose change was never made restores nothing (the state already equals it).
 ///
@@ -220,13 +221,24 @@ final class JournalWriter: @unchecked Sendable {
     }
 
     /// Appends `bytes` (whole lines) and makes them durable before returning.
+    /// The fsync runs outside the lock: another worker writes its batch meanwhile instead of waiting (each worker's
+    /// fsync follows its own write, so each batch is durable before its changes).
     func append(_ bytes: [UInt8], sync: Bool = true) throws {
         lock.lock()
-        defer { lock.unlock() }
-        try openLocked()
-        try writeLocked(pending + bytes)
-        pending.removeAll()
-        if sync && fsync(fd) != 0 { throw FixError.journal("cannot sync \(path!)", errno) }
+        let target: Int32
+        let shown: String
+        do {
+            try openLocked()
+            try writeLocked(pending + bytes)
+            pending.removeAll()
+            target = fd
+            shown = path ?? ""
+        } catch {
+            lock.unlock()
+            throw error
+        }
+        lock.unlock()
+        if sync && fsync(target) != 0 { throw FixError.journal("cannot sync \(shown)", errno) }
     }
 
     /// Lines that must precede any later record but need no file of their own (directory records): kept in memory
@@ -330,6 +342,18 @@ struct JSONLine {
         bytes.append(UInt8(ascii: "\""))
     }
 
+    /// A file handle: `"TYPE:HEX"`.
+    mutating func handle(type: Int32, bytes b: UnsafeRawBufferPointer) {
+        bytes.append(UInt8(ascii: "\""))
+        number(type)
+        bytes.append(UInt8(ascii: ":"))
+        for c in b {
+            bytes.append(JSONLine.hexDigits[Int(c >> 4)])
+            bytes.append(JSONLine.hexDigits[Int(c & 15)])
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
     mutating func hexOrNull(_ b: UnsafeRawBufferPointer?) {
         if let b { hex(b) } else { raw("null") }
     }
@@ -413,7 +437,15 @@ enum FlatJSON {
         func parseString() -> String? {
             guard i < n, b[i] == UInt8(ascii: "\"") else { return nil }
             i += 1
-            var out: [UInt8] = []
+            // Most strings have no escape: one String straight from the bytes.
+            var end = i
+            while end < n && b[end] != UInt8(ascii: "\"") && b[end] != UInt8(ascii: "\\") { end += 1 }
+            if end < n && b[end] == UInt8(ascii: "\"") {
+                defer { i = end + 1 }
+                return String(decoding: UnsafeBufferPointer(rebasing: b[i..<end]), as: UTF8.self)
+            }
+            var out: [UInt8] = Array(b[i..<end])
+            i = end
             while i < n {
                 let c = b[i]
                 if c == UInt8(ascii: "\"") {
@@ -476,6 +508,7 @@ enum FlatJSON {
             return ok
         }
         var result: [String: JournalValue] = [:]
+        result.reserveCapacity(16)
         skipSpace()
         guard i < n, b[i] == UInt8(ascii: "{") else { return nil }
         i += 1

@@ -52,7 +52,7 @@ extension FolderFixer {
             throw FixError.rootChanged(contents.rootDisplay)
         }
         if contents.sawBtime && rootIdentity.btime == nil { outcome.untestable.append("birth time (not recorded by this filesystem)") }
-        if !contents.sawGeneration { outcome.untestable.append("inode generation (not offered by this filesystem)") }
+        if !contents.sawGeneration { outcome.untestable.append("file handle / inode generation (not offered by this filesystem)") }
 
         let reacher = DirectoryReacher(rootFD: rootFD, rootMountID: rootMountID, directories: contents.directories)
         defer { reacher.closeAll() }
@@ -127,7 +127,7 @@ extension FolderFixer {
             if pathFD < 0 { return .left("cannot open: " + String(cString: strerror(errno))) }
         }
         let object: VerifiedObject
-        switch VerifiedObject.verify(pathFD: pathFD, judged: nil, mountID: rootMountID) {
+        switch VerifiedObject.verify(pathFD: pathFD, judged: nil, mountID: rootMountID, reopen: true) {
         case .success(let o): object = o
         case .failure(.gone(let e)): return e == EMFILE || e == ENFILE ? .left(String(cString: strerror(e))) : .skipped("gone since the fix")
         case .failure(.otherMount): return .skipped("on another mount now; left alone")
@@ -140,6 +140,9 @@ extension FolderFixer {
         }
         if let b = r.btime, id.btime != b {
             return .skipped("replaced since the fix (same inode number, another birth time); left alone")
+        }
+        if let h = r.fileHandle, let now = object.fileHandle, now != h {
+            return .skipped("replaced since the fix (same inode number, another file handle); left alone")
         }
         if let g = r.generation, let now = object.generation, now != g {
             return .skipped("replaced since the fix (same inode number, another generation); left alone")
@@ -221,7 +224,10 @@ enum JournalRecord {
         var dev: UInt64
         var ino: UInt64
         var btime: Int64?
+        /// Journals of earlier builds: the inode generation (FS_IOC_GETVERSION).
         var generation: UInt32?
+        /// "TYPE:HEX" (`name_to_handle_at`).
+        var fileHandle: String?
         var mode: UInt32
         var uid: UInt32
         var gid: UInt32
@@ -282,7 +288,7 @@ enum JournalRecord {
             return
         }
         guard o["in"] != nil, let type = o["type"]?.string, type == "d" || type == "f", let dev = o["dev"]?.uint64,
-              let ino = o["ino"]?.uint64, let btime = optionalInt64("btime"), let gen = optionalInt64("gen"),
+              let ino = o["ino"]?.uint64, let btime = optionalInt64("btime"),
               let mode = o["mode"]?.uint32, mode <= 0o7777, let uid = o["uid"]?.uint32, let gid = o["gid"]?.uint32,
               let access = bytes("acl"), let defaultACL = bytes("defaultAcl"), o.count == 12 else { return nil }
         let parent: UInt64?
@@ -301,11 +307,32 @@ enum JournalRecord {
         if let a = access, (try? FileACL(xattr: a)) == nil { return nil }
         if let d = defaultACL, (try? FileACL(xattr: d)) == nil { return nil }
         if type == "f" && defaultACL != nil { return nil }
+        // The object beyond its inode number: `handle` (or, in journals of earlier builds, `gen`).
+        var gen: Int64?
+        var handle: String?
+        switch (o["handle"], o["gen"]) {
+        case (.some(.null), nil): break
+        case (.some(.string(let h)), nil):
+            guard Self.validHandle(h) else { return nil }
+            handle = h
+        case (nil, .some):
+            guard let g = optionalInt64("gen") else { return nil }
+            gen = g
+        default: return nil
+        }
         if let g = gen, g < 0 || g > Int64(UInt32.max) { return nil }
         n.append(0)
         self = .state(State(parent: parent, name: n.map { CChar(bitPattern: $0) }, isDirectory: type == "d", dev: dev,
-                            ino: ino, btime: btime, generation: gen.map { UInt32($0) }, mode: mode, uid: uid, gid: gid,
+                            ino: ino, btime: btime, generation: gen.map { UInt32($0) }, fileHandle: handle, mode: mode, uid: uid, gid: gid,
                             access: access, defaultACL: defaultACL))
+    }
+
+    /// "TYPE:HEX" as `ObjectAccess.fileHandle` writes it: a decimal type, then 1 to 128 bytes in lowercase hex.
+    static func validHandle(_ h: String) -> Bool {
+        let parts = h.utf8.split(separator: UInt8(ascii: ":"), maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, (1...11).contains(parts[0].count), Int32(String(decoding: parts[0], as: UTF8.self)) != nil,
+              parts[1].count >= 2, parts[1].count <= 256, parts[1].count % 2 == 0 else { return false }
+        return parts[1].allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 }
 
@@ -403,7 +430,7 @@ struct JournalContents {
                 if c.rootDev == nil { throw damaged(number, "a record before the root was recorded") }
                 if let p = s.parent, p != 0, c.directories[p] == nil { throw damaged(number, "names directory \(p), which no earlier line records") }
                 if s.btime != nil { c.sawBtime = true }
-                if s.generation != nil { c.sawGeneration = true }
+                if s.generation != nil || s.fileHandle != nil { c.sawGeneration = true }
                 c.recordsSinceBatch += 1
             }
         }

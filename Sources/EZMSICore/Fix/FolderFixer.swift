@@ -193,6 +193,8 @@ public struct FixOptions: Sendable {
     public var threads: Int
     /// Journal records per batch (each batch is fsync'ed before its changes are made).
     public var batchLimit: Int
+    /// Audit the folder as the fix leaves it in the fix's own walk, with these options (`applyAndAudit`).
+    public var auditAfter: TreeAuditOptions?
 
     /// 8192 records per batch: a 200,000-entry fix syncs its journal 25 times; the descriptor budget lowers it
     /// under a small `ulimit -n`.
@@ -283,6 +285,16 @@ public enum FolderFixer {
 
     public static func apply(kind: FixPlanKind, root: String, identity: ContainerIdentity, need: FolderNeed,
                              journalDirectory: String, options: FixOptions) throws -> FixOutcome {
+        try applyAndAudit(kind: kind, root: root, identity: identity, need: need, journalDirectory: journalDirectory,
+                          options: options).outcome
+    }
+
+    /// `apply`, and with `options.auditAfter` the audit of the folder as the fix left it, judged in the fix's own walk
+    /// from each entry's state and the change made to it (what a second walk would read, without the walk). nil
+    /// unless every change landed: when anything was replaced, failed, could not be read or stays denied, or when
+    /// the walk does not read every file's ACL (the download plan), only a real audit can tell.
+    public static func applyAndAudit(kind: FixPlanKind, root: String, identity: ContainerIdentity, need: FolderNeed,
+                                     journalDirectory: String, options: FixOptions) throws -> (outcome: FixOutcome, after: TreeAudit?) {
         let start = monotonicMs()
         guard let requirements = TreeRequirements.forNeed(need) else { throw FixError.notATree(need) }
         let rules = RequirementRules(requirements)
@@ -341,6 +353,7 @@ public enum FolderFixer {
         let ctx = FixContext(kind: kind, identity: identity, rules: rules, journal: journal, rootFD: rootFD,
                              rootDev: UInt64(st.st_dev), rootIno: UInt64(st.st_ino), rootMountID: rootMountID,
                              batchLimit: min(options.batchLimit, descriptorBudget(threads: threads)))
+        if let o = options.auditAfter, rules.walkerReadsFileACLs { ctx.predictAfter = (absRoot, identity, o) }
         let stats: FixStats
         do {
             stats = try walk(ctx, root: absRoot, threads: options.threads)
@@ -378,7 +391,14 @@ public enum FolderFixer {
         outcome.replaced = stats.replaced.examples
         outcome.replacedCount = stats.replaced.count
         outcome.durationMs = monotonicMs() - start
-        return outcome
+        var after: TreeAudit?
+        if var a = stats.after, stats.replaced.count == 0, stats.failures.count == 0, stats.unscannable.count == 0,
+           stats.stillDenied.count == 0 {
+            a.durationMs = outcome.durationMs
+            a.root = root
+            after = a
+        }
+        return (outcome, after)
     }
 
     /// Runs the walk; the context's first error (root replaced, journal write, test hook) wins.
@@ -477,8 +497,9 @@ public enum FolderFixer {
     /// The folder as `fix` records it in its journal (absolute, no trailing slash).
     public static func absolutePath(_ path: String) -> String { absolute(path) }
 
-    /// Entries per batch that the descriptor limit allows: a batch holds two descriptors per entry while it is
-    /// verified, journaled and changed, beside each walker's directories. The soft limit is raised to the hard one.
+    /// Entries per batch that the descriptor limit allows: a batch holds one descriptor per entry while it is
+    /// verified, journaled and changed (two where the kernel lacks `setxattrat` and the object is reopened), beside
+    /// each walker's directories. The soft limit is raised to the hard one. (Bigger batches: fewer fsyncs.)
     static func descriptorBudget(threads: Int) -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 64 }
@@ -488,7 +509,8 @@ public enum FolderFixer {
             if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
         }
         let available = Int(min(limit.rlim_cur, 1 << 20)) - 64 - threads * (64 + 64 + 8)
-        return max(8, available / (3 * max(1, threads)))
+        let perEntry = ObjectAccess.reopenForChanges ? 3 : 2  // with a margin of one
+        return max(8, available / (perEntry * max(1, threads)))
     }
 
     static func absolute(_ path: String) -> String {

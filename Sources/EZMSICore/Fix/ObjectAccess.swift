@@ -13,21 +13,29 @@ import Synchronization
 ///   object's mount id with the root's (`statx` STATX_MNT_ID, Linux 5.8+, else `/proc/self/fdinfo`).
 /// - The O_PATH descriptor is `statx`ed and compared with what the walk judged (device, inode, type, mode, owner,
 ///   link count, change time, mount id). O_PATH opens nothing: a device or FIFO swapped in has no effect.
-/// - Changes go through that object only: it is reopened through `/proc/self/fd/N` (the magic link is the object,
-///   not a path lookup; only after its type was verified as a directory or regular file) for `fchown`, `fchmod` and
-///   `fsetxattr`. Where that reopen is refused (a non-root invoker without read permission), `fchownat(AT_EMPTY_PATH)`,
-///   `fchmodat2(AT_EMPTY_PATH)` (Linux 6.6+; else `chmod` of the magic link) and `setxattr` of the magic link act on
-///   the O_PATH descriptor itself. Every route acts on the descriptor's object; none is weaker.
+/// - Changes go through that object only, acting on the O_PATH descriptor itself: `fchownat(AT_EMPTY_PATH)`,
+///   `fchmodat2(AT_EMPTY_PATH)` (Linux 6.6+; else `chmod` of the `/proc/self/fd/N` magic link), and the xattr calls
+///   through the magic link (`setxattrat(procfd, "N")`, Linux 6.13+; the magic link is the object, not a path lookup
+///   in the tree). On kernels without `setxattrat` the object is reopened through its magic link (only after its type
+///   was verified as a directory or regular file) for `fsetxattr`; where that reopen is refused (a non-root invoker
+///   without read permission), `setxattr` of the magic link's full path. Every route acts on the descriptor's object;
+///   none is weaker.
+/// - What identifies the object beyond its inode number is its birth time (`statx`) and its file handle
+///   (`name_to_handle_at` on the descriptor): the filesystem's own name for the object over time, which holds the inode
+///   generation on ext4, xfs, btrfs and tmpfs (it is what NFS uses to tell a reused inode number from the original).
 enum ObjectAccess {
     #if arch(x86_64)
     static let statxNumber = 332
     static let openat2Number = 437
+    static let nameToHandleNumber = 303
     #elseif arch(arm64)
     static let statxNumber = 291
     static let openat2Number = 437
+    static let nameToHandleNumber = 264
     #else
     static let statxNumber = -1
     static let openat2Number = -1
+    static let nameToHandleNumber = -1
     #endif
 
     static let STATX_BASIC_STATS: UInt32 = 0x7FF
@@ -41,18 +49,22 @@ enum ObjectAccess {
     static let FS_IOC_GETVERSION: UInt = 0x80087601
     static let PROC_SUPER_MAGIC = 0x9FA0
 
-    /// Routes that tests (and `EZMSI_FIX_FALLBACKS=openat2,fchmodat2,mntid,reopen`) can turn off, to prove the
+    /// Routes that tests (and `EZMSI_FIX_FALLBACKS=openat2,fchmodat2,mntid,reopen,xattrat`) can turn off, to prove the
     /// fallbacks keep the guarantee.
     static let openat2 = SyscallRoute("openat2", available: openat2Number >= 0)
     static let statxMountID = SyscallRoute("mntid", available: statxNumber >= 0)
     /// The reopen through /proc (off: every change uses the O_PATH routes, as for a non-root invoker).
     static let reopenRoute = SyscallRoute("reopen")
 
-    /// `/proc/self/fd` is the kernel's procfs (checked once): the magic links are only trusted then.
-    static let procUsable: Bool = {
+    /// `/proc/self/fd`, opened once, when it is the kernel's procfs: the magic links are only trusted then. -1 if not.
+    static let procFD: Int32 = {
+        let fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return -1 }
         var s = statfs()
-        return statfs("/proc/self/fd", &s) == 0 && Int(s.f_type) == PROC_SUPER_MAGIC
+        guard fstatfs(fd, &s) == 0, Int(s.f_type) == PROC_SUPER_MAGIC else { Glibc.close(fd); return -1 }
+        return fd
     }()
+    static var procUsable: Bool { procFD >= 0 }
 
     // MARK: Opening
 
@@ -79,10 +91,43 @@ enum ObjectAccess {
     }
 
     /// Reopens a verified O_PATH descriptor of a directory or regular file as a real one (read-only, never blocking,
-    /// never a controlling terminal). -1 when refused (then the O_PATH routes are used).
+    /// never a controlling terminal), through its magic link. -1 when refused (then the O_PATH routes are used).
     static func reopen(_ pathFD: Int32) -> Int32 {
         guard procUsable, !reopenRoute.off else { return -1 }
-        return "/proc/self/fd/\(pathFD)".withCString { open($0, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) }
+        return FixSys.withDescriptorName(pathFD) { openat(procFD, $0, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) }
+    }
+
+    /// Whether changes need a reopened descriptor: only for the xattrs, on kernels without `setxattrat`.
+    static var reopenForChanges: Bool { FixSys.xattrAt.off }
+
+    /// The file handle of a descriptor (O_PATH or not): `body` gets its type and bytes, or nil where the filesystem
+    /// has none (FUSE, procfs).
+    static func withFileHandle<R>(_ fd: Int32, _ body: ((type: Int32, bytes: UnsafeRawBufferPointer)?) -> R) -> R {
+        guard nameToHandleNumber >= 0 else { return body(nil) }
+        // struct file_handle { u32 handle_bytes; i32 handle_type; u8 f_handle[MAX_HANDLE_SZ = 128]; }
+        return withUnsafeTemporaryAllocation(byteCount: 8 + 128, alignment: 8) { raw -> R in
+            raw.storeBytes(of: UInt32(128), toByteOffset: 0, as: UInt32.self)
+            var mountID: Int32 = 0
+            let r = withUnsafeMutablePointer(to: &mountID) { m in
+                "".withCString { empty in
+                    Xattr.syscall6(nameToHandleNumber, Int(fd), Int(bitPattern: empty), Int(bitPattern: raw.baseAddress),
+                                   Int(bitPattern: m), Int(AT_EMPTY_PATH), 0)
+                }
+            }
+            let count = Int(raw.load(fromByteOffset: 0, as: UInt32.self))
+            guard r == 0, count <= 128 else { return body(nil) }
+            return body((raw.load(fromByteOffset: 4, as: Int32.self), UnsafeRawBufferPointer(rebasing: raw[8..<(8 + count)])))
+        }
+    }
+
+    /// The file handle as the journal writes it ("TYPE:HEX"); nil where the filesystem has none.
+    static func fileHandle(_ fd: Int32) -> String? {
+        withFileHandle(fd) { h -> String? in
+            guard let h else { return nil }
+            var line = JSONLine(capacity: 8 + 2 * h.bytes.count)
+            line.handle(type: h.type, bytes: h.bytes)
+            return String(decoding: line.bytes.dropFirst().dropLast(), as: UTF8.self)
+        }
     }
 
     // MARK: Identity
@@ -236,7 +281,16 @@ struct VerifiedObject {
         return handle.removeXattr(name)
     }
     func getXattr(_ name: String) -> XattrRead { handle.getXattr(name) }
-    var generation: UInt32? { realFD >= 0 ? ObjectAccess.generation(realFD) : nil }
+    /// The file handle ("TYPE:HEX"), nil where the filesystem offers none.
+    var fileHandle: String? { ObjectAccess.fileHandle(pathFD) }
+    /// The inode generation (`FS_IOC_GETVERSION`), for journals written before file handles were recorded.
+    var generation: UInt32? {
+        if realFD >= 0 { return ObjectAccess.generation(realFD) }
+        let real = ObjectAccess.reopen(pathFD)
+        guard real >= 0 else { return nil }
+        defer { Glibc.close(real) }
+        return ObjectAccess.generation(real)
+    }
 
     enum Refusal: Error, Equatable {
         case gone(Int32)
@@ -253,8 +307,11 @@ struct VerifiedObject {
         return verify(pathFD: fd, judged: judged, mountID: mountID)
     }
 
-    /// Takes ownership of `pathFD` (closed on refusal).
-    static func verify(pathFD fd: Int32, judged: ObjectAccess.Identity?, mountID: UInt64) -> Result<VerifiedObject, Refusal> {
+    /// Takes ownership of `pathFD` (closed on refusal). `reopen`: also open a real descriptor (through the magic link)
+    /// when several reads and changes will follow (undo), which is cheaper than a lookup through /proc for each; the
+    /// fix makes one change per entry and reopens only on kernels without `setxattrat`.
+    static func verify(pathFD fd: Int32, judged: ObjectAccess.Identity?, mountID: UInt64,
+                       reopen: Bool = ObjectAccess.reopenForChanges) -> Result<VerifiedObject, Refusal> {
         guard let id = ObjectAccess.identity(of: fd) else {
             let e = errno
             Glibc.close(fd)
@@ -264,7 +321,7 @@ struct VerifiedObject {
         guard id.isDirectory || id.isRegular else { Glibc.close(fd); return .failure(.notFileOrDirectory) }
         if let judged, !id.sameAsJudged(judged) { Glibc.close(fd); return .failure(.replaced) }
         // The magic link of `fd` is the object itself (no path lookup in the tree), so the reopened descriptor is it.
-        let real = ObjectAccess.reopen(fd)
+        let real = reopen ? ObjectAccess.reopen(fd) : -1
         return .success(VerifiedObject(pathFD: fd, realFD: real, identity: id))
     }
 }

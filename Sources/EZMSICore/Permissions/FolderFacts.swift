@@ -94,6 +94,9 @@ public enum FolderGatherer {
         return deployment.dataFolder
     }
 
+    /// How the doctor audits the data folder (the fix judges its own walk the same way).
+    public static var auditOptions: TreeAuditOptions { TreeAuditOptions(containerPath: ProgramTable.containerDataPath) }
+
     static func folder(_ deployment: Deployment, command: ParsedCommand, identity: Result<IdentityFact, IdentityUnavailable>) -> FolderFact {
         guard let need = command.program?.folderNeed, need != .none else {
             return deployment.dataFolder == nil ? .notConfigured : .notNeeded
@@ -126,8 +129,7 @@ public enum FolderGatherer {
         }
         guard (st.st_mode & S_IFMT) == S_IFDIR else { return .notDirectory(path: path) }
         do {
-            let audit = try TreeScanner.audit(root: path, identity: id, need: need,
-                                              options: TreeAuditOptions(containerPath: ProgramTable.containerDataPath))
+            let audit = try TreeScanner.audit(root: path, identity: id, need: need, options: auditOptions)
             return .audited(path: path, audit)
         } catch {
             return .failed(path: path, "\(error)")

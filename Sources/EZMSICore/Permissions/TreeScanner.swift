@@ -395,7 +395,17 @@ struct TreeAuditor: TreeVisitor {
         }
     }
 
-    mutating func visit(_ entry: TreeEntry) -> TreeVisitAction {
+    mutating func visit(_ entry: TreeEntry) -> TreeVisitAction { visit(entry, as: nil) }
+
+    /// The state an entry is judged in, when it is not the one the walk read: the state a fix left it in.
+    struct State {
+        var inode: InodeSecurity
+        /// The root's default ACL.
+        var defaultACL: FileACL?
+    }
+
+    /// `state`: judge the entry as if it had these attributes (the fix's own walk predicts the audit after it).
+    mutating func visit(_ entry: TreeEntry, as state: State?) -> TreeVisitAction {
         var context = entry.context
         let below = context & TreeAuditor.belowDenied != 0
         let ops: [AccessOperation]
@@ -418,16 +428,27 @@ struct TreeAuditor: TreeVisitor {
         if below { audit.belowDeniedDirectories += 1 }
 
         var acl: FileACL?
-        if let raw = entry.rawAccessACL {
-            audit.entriesWithACL += 1
-            acl = aclCache.decode(raw)
+        let inode: InodeSecurity
+        if let state {
+            acl = state.inode.acl
+            if acl != nil { audit.entriesWithACL += 1 }
+            inode = state.inode
+        } else {
+            if let raw = entry.rawAccessACL {
+                audit.entriesWithACL += 1
+                acl = aclCache.decode(raw)
+            }
+            inode = InodeSecurity(uid: entry.stat.st_uid, gid: entry.stat.st_gid, mode: entry.stat.st_mode, acl: acl)
         }
-        let inode = InodeSecurity(uid: entry.stat.st_uid, gid: entry.stat.st_gid, mode: entry.stat.st_mode, acl: acl)
         if acl != nil && inode.mode & 0o070 == 0 { audit.aclsIgnored += 1 }
         if entry.depth == 0 {
             audit.rootSecurity = inode
-            do { audit.rootDefaultACL = try entry.defaultACL() } catch {
-                audit.unscannable.add(".: \(error)")
+            if let state {
+                audit.rootDefaultACL = state.defaultACL
+            } else {
+                do { audit.rootDefaultACL = try entry.defaultACL() } catch {
+                    audit.unscannable.add(".: \(error)")
+                }
             }
         }
 

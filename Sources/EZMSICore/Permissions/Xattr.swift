@@ -75,18 +75,19 @@ enum Xattr {
         set { getxattratState.store(newValue == nil ? 0 : (newValue! ? 1 : 2), ordering: .relaxed) }
     }
 
-    private struct XattrArgs {
+    struct XattrArgs {
         var value: UInt64
         var size: UInt32
         var flags: UInt32
     }
 
     /// `getxattrat(dirfd, name, AT_SYMLINK_NOFOLLOW, attr)`: the length read, or -1 with errno (ENOSYS on old kernels).
+    /// (`following: true`: AT flags 0, used only on a `/proc/self/fd` magic link, which is the object itself.)
     static func getAt(_ dirfd: Int32, _ name: UnsafePointer<CChar>, _ attr: UnsafePointer<CChar>,
-                      _ buffer: UnsafeMutableRawPointer?, _ size: Int) -> Int {
+                      _ buffer: UnsafeMutableRawPointer?, _ size: Int, following: Bool = false) -> Int {
         var args = XattrArgs(value: UInt64(UInt(bitPattern: buffer)), size: UInt32(size), flags: 0)
         return withUnsafeMutablePointer(to: &args) { argsPointer in
-            syscall6(getxattratNumber, Int(dirfd), Int(bitPattern: name), Int(AT_SYMLINK_NOFOLLOW),
+            syscall6(getxattratNumber, Int(dirfd), Int(bitPattern: name), following ? 0 : Int(AT_SYMLINK_NOFOLLOW),
                      Int(bitPattern: attr), Int(bitPattern: argsPointer), MemoryLayout<XattrArgs>.size)
         }
     }

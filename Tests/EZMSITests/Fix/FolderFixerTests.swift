@@ -184,7 +184,13 @@ import Testing
         #expect(header["rootDev"] is Int && header["rootIno"] is Int && header["startedAt"] is String)
         let records = Self.journalRecords(lines)
         #expect(records.count == outcome.changed)
-        #expect(records.allSatisfy { $0["btime"] is Int && $0["gen"] is Int }, "ext4 offers birth time and generation")
+        // ext4's file handle is type 1: the inode number and the generation, 32 bits each, little-endian.
+        #expect(records.allSatisfy { r in
+            guard r["btime"] is Int, let h = r["handle"] as? String, let ino = r["ino"] as? Int, h.hasPrefix("1:"), h.count == 18 else { return false }
+            let b = Array(h.dropFirst(2).utf8)
+            func byte(_ k: Int) -> Int { Int(String(decoding: b[2 * k..<2 * k + 2], as: UTF8.self), radix: 16)! }
+            return byte(0) | byte(1) << 8 | byte(2) << 16 | byte(3) << 24 == ino & 0xFFFF_FFFF
+        }, "ext4 offers birth time and a file handle holding inode number and generation")
         let recorded = Set(records.compactMap { $0["path"] as? String })
         #expect(recorded.isDisjoint(with: ["grp/f", "owned/y", "inherits", "inherits/ok", "link_out", "pipe"]))
         #expect(recorded.isSuperset(of: [".", "sticky", "a", "a/f000", "masked/f", "owned", "owned/x", "LOGS/uploaded_to_xrd.csv"]))
@@ -228,7 +234,7 @@ import Testing
         let (root, outside) = try Self.makeUploadTree(s)
         let before = try Self.dump(root)
         let outsideBefore = try Self.dump(outside)
-        let routes = [FixSys.fchmodat2, ObjectAccess.openat2, ObjectAccess.statxMountID, ObjectAccess.reopenRoute]
+        let routes = [FixSys.fchmodat2, ObjectAccess.openat2, ObjectAccess.statxMountID, ObjectAccess.reopenRoute, FixSys.xattrAt]
         let saved = (routes.map(\.usable), Xattr.getxattratWorks)
         for r in routes { r.usable = false }
         Xattr.getxattratWorks = false
@@ -249,6 +255,48 @@ import Testing
         let undo = try FolderFixer.undo(journal: outcome.journal)
         #expect(undo.restored == outcome.changed && undo.skipped.isEmpty, "\(undo.skipped)")
         #expect(try Self.dump(root) == before)
+    }
+
+    /// The audit a fix predicts from its own walk (what `ezmsi fix --yes` reports after) is the audit a second walk
+    /// reads: every count, reason, example and ACL, on a tree with every kind of entry, for both plans.
+    @Test(.enabled(if: PermShell.isRoot), arguments: [FixPlanKind.acl, .chown])
+    func predictedAuditIsTheRealOne(kind: FixPlanKind) throws {
+        let s = PermScratch("fix-predict-\(kind.rawValue)")
+        let (root, _) = try Self.makeUploadTree(s)
+        // Entries that the fix refuses (set-uid, hard-linked) and leaves denied, and ones that need nothing.
+        try PermShell.sh("cd \(PermShell.quote(root)) && : > a/suid && chmod 4700 a/suid && mkdir -m 755 open && : > open/ok && chmod 644 open/ok")
+        var options = FixOptions(threads: 1)
+        options.auditAfter = TreeAuditOptions(threads: 1, containerPath: ProgramTable.containerDataPath)
+        let (outcome, predicted) = try FolderFixer.applyAndAudit(kind: kind, root: root, identity: Self.openmsi,
+                                                                 need: .readTreeWriteRoot, journalDirectory: Self.journalDirectory(s),
+                                                                 options: options)
+        #expect(outcome.changed > 0 && outcome.refusedCount > 0)
+        let after = try #require(predicted, "every change landed, so the fix predicts the audit")
+        let real = try TreeScanner.audit(root: root, identity: Self.openmsi, need: .readTreeWriteRoot,
+                                         options: TreeAuditOptions(threads: 1, containerPath: ProgramTable.containerDataPath))
+        func summary(_ a: TreeAudit) -> String {
+            var lines = ["root \(a.root)", "d \(a.directories) f \(a.files) l \(a.symlinks) o \(a.others)",
+                         "acl \(a.entriesWithACL) ignored \(a.aclsIgnored) unusable \(a.unusableEntries) below \(a.belowDeniedDirectories) irrelevant \(a.ignored)",
+                         "outside \(a.symlinksOutside.count) \(a.symlinksOutside.examples.sorted())",
+                         "otherfs \(a.otherFilesystems.count) unscannable \(a.unscannable.count) \(a.unscannable.examples.sorted())",
+                         "rootDefault \(a.rootDefaultACL?.text ?? "none") rootSecurity \(String(describing: a.rootSecurity))"]
+            for (reason, count) in a.reasonsByCount {
+                lines.append("\(reason): \(count) \(a.examples[reason, default: []].sorted())")
+            }
+            for path in a.details.keys.sorted() {
+                lines.append("\(path): " + a.details[path]!.map { "\($0.uid):\($0.gid) \(String($0.mode, radix: 8)) \($0.acl ?? "-") \($0.decision.operation)" }.joined(separator: "; "))
+            }
+            return lines.joined(separator: "\n")
+        }
+        #expect(summary(after) == summary(real))
+        #expect(!real.isClean, "the refused set-uid file stays denied, in both")
+        // A fix that leaves something it could not change predicts nothing (the report then walks again).
+        try PermShell.sh("cd \(PermShell.quote(root)) && mkdir -m 700 later && : > later/x && chmod 600 later/x")
+        FolderFixer.testHookBeforeVerify = { try? PermShell.sh("cd \(PermShell.quote(root)) && mv later/x later/y && : > later/x && chmod 600 later/x") }
+        defer { FolderFixer.testHookBeforeVerify = nil }
+        let second = try FolderFixer.applyAndAudit(kind: kind, root: root, identity: Self.openmsi, need: .readTreeWriteRoot,
+                                                   journalDirectory: Self.journalDirectory(s), options: options)
+        #expect(second.outcome.replacedCount > 0 && second.after == nil, "\(second.outcome.replaced)")
     }
 
     // MARK: Download
