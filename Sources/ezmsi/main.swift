@@ -130,7 +130,9 @@ func diagnose(_ deployment: Deployment, selection: RunOptions, prove: Bool = fal
         let applied = acknowledgements.apply(to: results)
         results = applied.checks
         for entry in applied.unused {
-            FileHandle.standardError.write(Data("ezmsi: note: \(acknowledgements.path):\(entry.line): acknowledges \(entry.probe)\(entry.finding.map { " " + $0 } ?? ""), which found nothing to acknowledge; remove it\n".utf8))
+            // The file's words are outside text: shown with control characters visible.
+            let what = VisibleText.escape(entry.probe + (entry.finding.map { " " + $0 } ?? ""))
+            FileHandle.standardError.write(Data("ezmsi: note: \(VisibleText.escape(acknowledgements.path)):\(entry.line): acknowledges \(what), which found nothing to acknowledge; remove it\n".utf8))
         }
     }
     let ms = Double(DispatchTime.now().uptimeNanoseconds - clock.uptimeNanoseconds) / 1_000_000
@@ -155,7 +157,10 @@ func usageFailure(_ message: String) -> Never {
 }
 
 func inputFailure(_ error: InputError) -> Never {
-    FileHandle.standardError.write(Data("ezmsi: \(error.description)\n".utf8))
+    // File names and quoted input are outside text: each line with its control characters visible.
+    let shown = error.description.split(separator: "\n", omittingEmptySubsequences: false)
+        .map { VisibleText.escape(String($0)) }.joined(separator: "\n")
+    FileHandle.standardError.write(Data("ezmsi: \(shown)\n".utf8))
     Foundation.exit(Exit.input)
 }
 

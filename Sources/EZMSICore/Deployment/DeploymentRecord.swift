@@ -2,7 +2,7 @@ import Foundation
 
 /// What `ezmsi run` started, kept as the `deployment` object of tracker.json so that `ezmsi status` can find the
 /// container and tell whether the image, config or env-file changed since. Holds no secret: files are identified by
-/// a salted SHA-256 of their bytes, never by content.
+/// a salted slow KDF of their bytes (`FileStamp`), never by content.
 public struct DeploymentRecord: Codable, Equatable, Sendable {
     public var recordedBy: String
     public var mode: String
@@ -50,7 +50,10 @@ extension DeploymentRecord {
         func str(_ s: String?) -> OrderedJSON { s.map { .string($0) } ?? .null }
         func stamp(_ f: FileStamp?) -> OrderedJSON {
             guard let f else { return .null }
-            return .object([("path", .string(f.path)), ("salt", .string(f.salt)), ("sha256", .string(f.sha256))])
+            var fields: [(String, OrderedJSON)] = [("path", .string(f.path)), ("salt", .string(f.salt))]
+            if let d = f.pbkdf2 { fields.append(("pbkdf2", .string(d))) }
+            if let d = f.sha256 { fields.append(("sha256", .string(d))) }
+            return .object(fields)
         }
         return .object([
             ("recorded_by", .string(recordedBy)), ("mode", .string(mode)), ("container_name", .string(containerName)),
@@ -65,34 +68,41 @@ extension DeploymentRecord {
     }
 }
 
-/// A file identified without revealing it: `sha256(salt ":" bytes)`. The salt is random per record, so the same
-/// env-file in two records (or two sites) cannot be matched, and precomputed tables are useless.
+/// A file identified without revealing it: `PBKDF2-HMAC-SHA256(bytes, salt, Digests.pbkdf2Rounds)`. The env-file
+/// holds passwords, so a fast hash of it, even salted, would let anyone who reads tracker.json test guesses of a short
+/// password against it at GPU speed; the slow KDF makes each guess cost what the bundle's fingerprints cost. The salt
+/// is random per record, so the same file in two records (or two sites) cannot be matched.
 public struct FileStamp: Codable, Equatable, Sendable {
     public var path: String
     public var salt: String
-    public var sha256: String
+    public var pbkdf2: String?
+    /// Records written by earlier versions: `sha256(salt ":" bytes)`, still compared (and replaced at the next run).
+    public var sha256: String?
 
-    public init(path: String, salt: String, sha256: String) {
+    public init(path: String, salt: String, pbkdf2: String) {
         self.path = path
         self.salt = salt
-        self.sha256 = sha256
+        self.pbkdf2 = pbkdf2
     }
 
     /// nil when the file cannot be read.
     public static func make(path: String, salt: String = FileStamp.newSalt()) -> FileStamp? {
-        guard let digest = digest(path: path, salt: salt) else { return nil }
-        return FileStamp(path: path, salt: salt, sha256: digest)
-    }
-
-    public static func digest(path: String, salt: String) -> String? {
         guard case .success(let snap) = FileReading.read(path) else { return nil }
-        return Digests.sha256Hex(Array((salt + ":").utf8) + snap.bytes)
+        return FileStamp(path: path, salt: salt, pbkdf2: Digests.slowDigest(snap.bytes, salt: Array(salt.utf8)))
     }
 
     /// nil: unchanged; otherwise what changed.
     public func drift() -> String? {
-        guard let now = Self.digest(path: path, salt: salt) else { return "\(path) can no longer be read" }
-        return now == sha256 ? nil : "\(path) changed since the container was started"
+        guard case .success(let snap) = FileReading.read(path) else { return "\(path) can no longer be read" }
+        let same: Bool
+        if let d = pbkdf2 {
+            same = Digests.slowDigest(snap.bytes, salt: Array(salt.utf8)) == d
+        } else if let d = sha256 {
+            same = Digests.sha256Hex(Array((salt + ":").utf8) + snap.bytes) == d
+        } else {
+            same = false
+        }
+        return same ? nil : "\(path) changed since the container was started"
     }
 
     public static func newSalt() -> String {

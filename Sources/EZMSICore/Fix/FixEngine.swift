@@ -371,15 +371,18 @@ struct FixVisitor: TreeVisitor {
         // else now controls, a chown could hand it over), nor a file with more than one name (another name can be
         // outside the folder; protected_hardlinks does not stop links to one's own files or to files one may write).
         if !isDirectory {
+            // The hints name the file as a shell word ($'…' for control characters): they run as printed.
             if st.st_mode & UInt32(S_ISUID | S_ISGID) != 0 {
+                let file = ShellWords.quote(entry.absolutePath)
                 stats.refused.add("\(entry.relativePath): set-uid/set-gid file; ezmsi never changes one (if the container "
-                    + "must read it, clear the bits first: chmod u-s,g-s -- FILE)")
+                    + "must read it, clear the bits first: chmod u-s,g-s -- \(file))")
                 return .descend(context: selection.childContext)
             }
             if st.st_nlink > 1 {
+                let file = ShellWords.quote(entry.absolutePath), copy = ShellWords.quote(entry.absolutePath + ".new")
                 stats.refused.add("\(entry.relativePath): \(st.st_nlink) hard links; another link may be outside the "
-                    + "folder, so ezmsi does not change it (find them: find / -xdev -samefile FILE; if all are yours, "
-                    + "give it its own inode: cp -p -- FILE FILE.new && mv -- FILE.new FILE)")
+                    + "folder, so ezmsi does not change it (find them: find \"$(stat -c %m -- \(file))\" -xdev -samefile \(file); "
+                    + "if all are yours, give it its own inode: cp -p -- \(file) \(copy) && mv -- \(copy) \(file))")
                 return .descend(context: selection.childContext)
             }
             if let m = change.mode { change.mode = m & ~UInt32(S_ISUID | S_ISGID) }

@@ -24,6 +24,14 @@ public enum Digests {
         return key.withUnsafeBytes { hex($0) }
     }
 
+    /// PBKDF2-HMAC-SHA256(bytes, salt, `pbkdf2Rounds`), 32 bytes as hex: the stamp of a file that holds secrets.
+    public static func slowDigest(_ bytes: [UInt8], salt: [UInt8]) -> String {
+        // Cannot throw: the rounds are at swift-crypto's minimum and the output length is fixed.
+        let key = try! KDF.Insecure.PBKDF2.deriveKey(from: bytes, salt: salt, using: .sha256, outputByteCount: 32,
+                                                       rounds: pbkdf2Rounds)
+        return key.withUnsafeBytes { hex($0) }
+    }
+
     /// Lowercase hex, two digits a byte.
     public static func hex<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
         let digits = Array("0123456789abcdef".utf8)
