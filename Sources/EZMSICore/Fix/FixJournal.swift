@@ -423,14 +423,31 @@ enum JournalValue: Equatable {
     var isNull: Bool { self == .null }
 }
 
+/// One flat JSON object's fields in their order. A journal line has at most a dozen, so a linear lookup beats hashing
+/// (undo reads every line twice: this is most of its time on a million entries).
+struct FlatObject: Equatable {
+    fileprivate(set) var fields: [(key: String, value: JournalValue)] = []
+
+    subscript(key: String) -> JournalValue? {
+        for f in fields where f.key == key { return f.value }
+        return nil
+    }
+
+    var count: Int { fields.count }
+
+    static func == (a: FlatObject, b: FlatObject) -> Bool {
+        a.fields.count == b.fields.count && zip(a.fields, b.fields).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+    }
+}
+
 enum FlatJSON {
     /// Parses one flat JSON object (string, number, true/false/null values). nil when malformed (e.g. a line cut
     /// short by a kill).
-    static func parse(_ line: ArraySlice<UInt8>) -> [String: JournalValue]? {
+    static func parse(_ line: ArraySlice<UInt8>) -> FlatObject? {
         line.withUnsafeBufferPointer { parse($0) }
     }
 
-    static func parse(_ b: UnsafeBufferPointer<UInt8>) -> [String: JournalValue]? {
+    static func parse(_ b: UnsafeBufferPointer<UInt8>) -> FlatObject? {
         var i = 0
         let n = b.count
         func skipSpace() { while i < n && (b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0D || b[i] == 0x0A) { i += 1 } }
@@ -507,8 +524,8 @@ enum FlatJSON {
             if ok { i += count }
             return ok
         }
-        var result: [String: JournalValue] = [:]
-        result.reserveCapacity(16)
+        var result = FlatObject()
+        result.fields.reserveCapacity(16)
         skipSpace()
         guard i < n, b[i] == UInt8(ascii: "{") else { return nil }
         i += 1
@@ -516,7 +533,7 @@ enum FlatJSON {
         if i < n && b[i] == UInt8(ascii: "}") { i += 1; return result }
         while true {
             skipSpace()
-            guard let key = parseString() else { return nil }
+            guard let key = parseString(), result[key] == nil else { return nil }  // a key twice is damage
             skipSpace()
             guard i < n, b[i] == UInt8(ascii: ":") else { return nil }
             i += 1
@@ -525,19 +542,19 @@ enum FlatJSON {
             let c = b[i]
             if c == UInt8(ascii: "\"") {
                 guard let s = parseString() else { return nil }
-                result[key] = .string(s)
+                result.fields.append((key, .string(s)))
             } else if c == UInt8(ascii: "-") || (48...57).contains(c) {
                 let start = i
                 i += 1
                 while i < n, (48...57).contains(b[i]) || b[i] == UInt8(ascii: ".") || b[i] == UInt8(ascii: "e")
                     || b[i] == UInt8(ascii: "E") || b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
-                result[key] = .number(String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self))
+                result.fields.append((key, .number(String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self))))
             } else if literal("true") {
-                result[key] = .bool(true)
+                result.fields.append((key, .bool(true)))
             } else if literal("false") {
-                result[key] = .bool(false)
+                result.fields.append((key, .bool(false)))
             } else if literal("null") {
-                result[key] = .null
+                result.fields.append((key, .null))
             } else {
                 return nil
             }

@@ -244,7 +244,7 @@ enum JournalRecord {
     case undone
 
     /// nil when the line is not exactly one of the shapes the fixer writes.
-    init?(_ o: [String: JournalValue]) {
+    init?(_ o: FlatObject) {
         func name() -> [UInt8]? {
             if let n = o["name"]?.string { return Array(n.utf8) }
             if let h = o["nameHex"]?.string { return FlatJSON.unhex(h) }
