@@ -158,9 +158,7 @@ func usageFailure(_ message: String) -> Never {
 
 func inputFailure(_ error: InputError) -> Never {
     // File names and quoted input are outside text: each line with its control characters visible.
-    let shown = error.description.split(separator: "\n", omittingEmptySubsequences: false)
-        .map { VisibleText.escape(String($0)) }.joined(separator: "\n")
-    FileHandle.standardError.write(Data("ezmsi: \(shown)\n".utf8))
+    FileHandle.standardError.write(Data("ezmsi: \(VisibleText.escapeEachLine(error.description))\n".utf8))
     Foundation.exit(Exit.input)
 }
 

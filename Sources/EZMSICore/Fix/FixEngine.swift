@@ -400,7 +400,11 @@ struct FixVisitor: TreeVisitor {
             }
         }
 
-        if after != nil { leftAs = Self.stateAfter(change, entry: entry, access: access, defaultACL: defaultACL) }
+        if after != nil {
+            // The acl plan read the directory's default ACL above; otherwise it is unknown yet (read for the root).
+            leftAs = Self.stateAfter(change, entry: entry, access: access,
+                                     knownDefault: ctx.decider.wantsDefaults ? .some(defaultACL) : nil)
+        }
 
         // Count (plan) or queue (apply).
         if st.st_uid != ctx.you || change.owner != nil { stats.notOwned += 1 }
@@ -434,7 +438,8 @@ struct FixVisitor: TreeVisitor {
     /// What the entry's attributes will be once `change` is made, as the kernel makes it: chown keeps the mode of a
     /// directory (set-uid/set-gid files are never changed), writing the access ACL sets the mode's permission bits
     /// from it, and chmod of an entry with an ACL rewrites its owner, mask (or group) and other entries.
-    static func stateAfter(_ change: EntryChange, entry: TreeEntry, access: FileACL?, defaultACL: FileACL?) -> TreeAuditor.State {
+    static func stateAfter(_ change: EntryChange, entry: TreeEntry, access: FileACL?,
+                           knownDefault: FileACL??) -> TreeAuditor.State {
         var uid = entry.stat.st_uid, gid = entry.stat.st_gid, mode = entry.stat.st_mode
         var acl = access
         if let o = change.owner { uid = o.uid; gid = o.gid }
@@ -453,7 +458,13 @@ struct FixVisitor: TreeVisitor {
         }
         var rootDefault: FileACL?
         if entry.depth == 0 {
-            if let d = change.defaultACL ?? defaultACL { rootDefault = d } else if let d = try? entry.defaultACL() { rootDefault = d }
+            if let d = change.defaultACL {
+                rootDefault = d
+            } else if let known = knownDefault {
+                rootDefault = known
+            } else if let d = try? entry.defaultACL() {
+                rootDefault = d
+            }
         }
         return TreeAuditor.State(inode: InodeSecurity(uid: uid, gid: gid, mode: mode, acl: acl), defaultACL: rootDefault)
     }

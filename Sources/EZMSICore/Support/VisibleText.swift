@@ -39,6 +39,11 @@ public enum VisibleText {
         return String(out)
     }
 
+    /// Multi-line text (a message whose line breaks are its own): each line escaped, the breaks kept.
+    public static func escapeEachLine(_ s: String) -> String {
+        s.split(separator: "\n", omittingEmptySubsequences: false).map { escape(String($0)) }.joined(separator: "\n")
+    }
+
     /// Several lines of outside text (docker's stderr, a log), each escaped and prefixed with `prefix`. Give a prefix
     /// that is not only whitespace: GitHub Actions reads a workflow command after leading spaces too.
     public static func lines(_ text: String, prefix: String) -> String {
