@@ -196,8 +196,9 @@ final class FixBatch {
     func matches(_ read: XattrRead, _ judged: Range<Int>?) -> Bool { read.holds(judged.map { bytes[$0] }) }
 }
 
-/// The walk of plan and apply. One per worker.
-struct FixVisitor: TreeVisitor {
+/// The walk of plan and apply, one per worker. A class: the walker calls it through generics, and copies of a struct
+/// this size retained each of its references once per entry.
+final class FixVisitor: TreeVisitor {
     let ctx: FixContext
     var stats = FixStats()
     let batch = FixBatch()
@@ -209,6 +210,10 @@ struct FixVisitor: TreeVisitor {
     private var after: TreeAuditor?
     /// The state the entry being visited is left in, when it changes.
     private var leftAs: TreeAuditor.State?
+    private var lastFileDecision: (input: DecisionInput, change: EntryChange?)?
+    private var lastDirectoryDecision: (input: DecisionInput, change: EntryChange?)?
+    private var lastAccessBytes: (acl: FileACL, bytes: [UInt8])?
+    private var lastDefaultBytes: (acl: FileACL, bytes: [UInt8])?
 
     init(ctx: FixContext) {
         self.ctx = ctx
@@ -217,7 +222,7 @@ struct FixVisitor: TreeVisitor {
         }
     }
 
-    mutating func skipped(path: String, reason: TreeSkipReason) {
+    func skipped(path: String, reason: TreeSkipReason) {
         after?.skipped(path: path, reason: reason)
         switch reason {
         case .otherFilesystem: stats.otherFilesystems.add(path)
@@ -227,7 +232,7 @@ struct FixVisitor: TreeVisitor {
 
     /// A directory the walk enters: its journal record (identity, parent, name) is written now, before any of its
     /// entries is changed; the batch fsync that precedes those changes makes it durable with them.
-    mutating func token(forDirectory entry: TreeEntry) -> UInt64 {
+    func token(forDirectory entry: TreeEntry) -> UInt64 {
         if entry.depth == 0 { return 0 }
         guard let journal = ctx.journal else { return 0 }
         let id = lastDirectoryID
@@ -253,7 +258,7 @@ struct FixVisitor: TreeVisitor {
         line.pathField(UnsafeRawBufferPointer(start: name, count: strlen(name)), key: ",\"name\":", hexKey: ",\"nameHex\":")
     }
 
-    private mutating func decode(_ raw: UnsafeRawBufferPointer, isDefault: Bool) -> FileACL? {
+    private func decode(_ raw: UnsafeRawBufferPointer, isDefault: Bool) -> FileACL? {
         isDefault ? defaultCache.decode(raw) : accessCache.decode(raw)
     }
 
@@ -270,7 +275,7 @@ struct FixVisitor: TreeVisitor {
         return XattrRead(bytes, errno: errno)
     }
 
-    mutating func visit(_ entry: TreeEntry) -> TreeVisitAction {
+    func visit(_ entry: TreeEntry) -> TreeVisitAction {
         leftAs = nil
         let action = judgeAndQueue(entry)
         guard after != nil else { return action }
@@ -282,7 +287,7 @@ struct FixVisitor: TreeVisitor {
         return action
     }
 
-    private mutating func judgeAndQueue(_ entry: TreeEntry) -> TreeVisitAction {
+    private func judgeAndQueue(_ entry: TreeEntry) -> TreeVisitAction {
         if ctx.aborted.load(ordering: .relaxed) { return .stop }
         let kind = entry.kind
         switch kind {
@@ -362,9 +367,9 @@ struct FixVisitor: TreeVisitor {
             return .stop
         }
 
-        guard var change = ctx.decider.decide(isDirectory: isDirectory, uid: st.st_uid, gid: st.st_gid, mode: st.st_mode,
-                                              access: access, defaultACL: defaultACL, ops: selection.ops,
-                                              defaultBits: selection.defaultBits) else {
+        guard var change = decide(DecisionInput(isDirectory: isDirectory, uid: st.st_uid, gid: st.st_gid,
+                                                mode: st.st_mode, access: access, defaultACL: defaultACL,
+                                                ops: selection.ops, defaultBits: selection.defaultBits)) else {
             return .descend(context: selection.childContext)
         }
         // Create no privilege: a set-uid/set-gid file is never changed (a chmod could keep the bit on a file someone
@@ -435,6 +440,36 @@ struct FixVisitor: TreeVisitor {
         return ctx.aborted.load(ordering: .relaxed) ? .stop : .descend(context: selection.childContext)
     }
 
+    /// What the decider is asked about one entry.
+    struct DecisionInput: Equatable {
+        var isDirectory: Bool
+        var uid: UInt32, gid: UInt32, mode: UInt32
+        var access: FileACL?, defaultACL: FileACL?
+        var ops: [AccessOperation]
+        var defaultBits: Perm
+    }
+
+    /// The decider's answer, remembered for the last input of each kind: the entries of a tree mostly share owner,
+    /// mode and ACL, so the change (and the ACL it builds) is worked out once per run of equal inputs.
+    private func decide(_ input: DecisionInput) -> EntryChange? {
+        if let last = input.isDirectory ? lastDirectoryDecision : lastFileDecision, last.input == input {
+            return last.change
+        }
+        let change = ctx.decider.decide(isDirectory: input.isDirectory, uid: input.uid, gid: input.gid, mode: input.mode,
+                                        access: input.access, defaultACL: input.defaultACL, ops: input.ops,
+                                        defaultBits: input.defaultBits)
+        if input.isDirectory { lastDirectoryDecision = (input, change) } else { lastFileDecision = (input, change) }
+        return change
+    }
+
+    /// The extended attribute bytes of `acl`, remembered for the last ACL written of each kind (see `decide`).
+    private func encoded(_ acl: FileACL, isDefault: Bool) -> [UInt8] {
+        if let last = isDefault ? lastDefaultBytes : lastAccessBytes, last.acl == acl { return last.bytes }
+        let bytes = acl.xattr
+        if isDefault { lastDefaultBytes = (acl, bytes) } else { lastAccessBytes = (acl, bytes) }
+        return bytes
+    }
+
     /// What the entry's attributes will be once `change` is made, as the kernel makes it: chown keeps the mode of a
     /// directory (set-uid/set-gid files are never changed), writing the access ACL sets the mode's permission bits
     /// from it, and chmod of an entry with an ACL rewrites its owner, mask (or group) and other entries.
@@ -469,7 +504,7 @@ struct FixVisitor: TreeVisitor {
         return TreeAuditor.State(inode: InodeSecurity(uid: uid, gid: gid, mode: mode, acl: acl), defaultACL: rootDefault)
     }
 
-    private mutating func count(_ change: EntryChange, isDirectory: Bool) {
+    private func count(_ change: EntryChange, isDirectory: Bool) {
         if isDirectory { stats.changedDirectories += 1 } else { stats.changedFiles += 1 }
         if change.owner != nil { stats.chowns += 1 }
         if change.mode != nil && ctx.kind == .acl { stats.ownerModeChanges += 1 }
@@ -479,7 +514,7 @@ struct FixVisitor: TreeVisitor {
     }
 
     /// Queues the change with what was judged (identity, ACL bytes).
-    private mutating func enqueue(_ entry: TreeEntry, _ change: EntryChange, access: UnsafeRawBufferPointer?,
+    private func enqueue(_ entry: TreeEntry, _ change: EntryChange, access: UnsafeRawBufferPointer?,
                                   defaultRead: XattrRead) {
         // The directory slot.
         var slot: Int32 = -1
@@ -527,7 +562,7 @@ struct FixVisitor: TreeVisitor {
 
     /// Opens and verifies every entry of the batch, journals each one's identity and state (one write, one fsync),
     /// then makes the changes, each through its verified descriptor after checking it once more.
-    mutating func flush() {
+    func flush() {
         guard !batch.ops.isEmpty, let journal = ctx.journal else { return }
         FolderFixer.testHookBeforeVerify?()
         var objects = [VerifiedObject?](repeating: nil, count: batch.ops.count)
@@ -657,7 +692,7 @@ struct FixVisitor: TreeVisitor {
             if e != 0 { return "chown: " + String(cString: strerror(e)) }
         }
         if let a = c.access {
-            let e = a.xattr.withUnsafeBytes { h.setXattr(Xattr.accessName, $0) }
+            let e = encoded(a, isDefault: false).withUnsafeBytes { h.setXattr(Xattr.accessName, $0) }
             if e != 0 { return "set ACL: " + String(cString: strerror(e)) }
         }
         if let m = c.mode {
@@ -665,14 +700,14 @@ struct FixVisitor: TreeVisitor {
             if e != 0 { return "chmod: " + String(cString: strerror(e)) }
         }
         if let d = c.defaultACL {
-            let e = d.xattr.withUnsafeBytes { h.setXattr(Xattr.defaultName, $0) }
+            let e = encoded(d, isDefault: true).withUnsafeBytes { h.setXattr(Xattr.defaultName, $0) }
             if e != 0 { return "set default ACL: " + String(cString: strerror(e)) }
         }
         return nil
     }
 
     /// The end of a worker: the last batch.
-    mutating func finish() {
+    func finish() {
         if !ctx.aborted.load(ordering: .relaxed) { flush() } else { batch.reset() }
         stats.after = after?.audit
     }

@@ -54,22 +54,39 @@ extension FolderFixer {
         if contents.sawBtime && rootIdentity.btime == nil { outcome.untestable.append("birth time (not recorded by this filesystem)") }
         if !contents.sawGeneration { outcome.untestable.append("file handle / inode generation (not offered by this filesystem)") }
 
-        let reacher = DirectoryReacher(rootFD: rootFD, rootMountID: rootMountID, directories: contents.directories)
-        defer { reacher.closeAll() }
-        let reader = ReverseLineReader(fd: fd)
-        var insideBatch = false  // records after the last batch marker were never acted on
-        while let line = reader.previous() {
-            guard let object = FlatJSON.parse(line[...]), let record = JournalRecord(object) else { continue }  // the accepted cut
-            if case .batch = record { insideBatch = true }
-            guard case .state(let state) = record, insideBatch else { continue }
-            // The path is rebuilt (from the directory records) only for what is reported: O(depth) each.
-            switch restore(state, reacher: reacher, rootFD: rootFD, rootMountID: rootMountID, dryRun: dryRun) {
-            case .restored: outcome.restored += 1
-            case .alreadyOriginal: outcome.alreadyOriginal += 1
-            case .skipped(let why): outcome.skipped.append(reacher.display(state) + ": " + why)
-            case .left(let why): outcome.left.append(reacher.display(state) + ": " + why)
+        // Files first, by several workers: each object is journaled once and a file holds nothing another record
+        // needs, so their order does not matter. Then the directories, one at a time, last journaled first: a
+        // directory's restored mode can shut a non-root invoker out of what lies below it, so that goes first.
+        let files = UndoFiles(threads: TreeAuditOptions.defaultThreads)
+        runOnThreads(files.threads) { k in
+            let reacher = DirectoryReacher(rootFD: rootFD, rootMountID: rootMountID, directories: contents.directories)
+            defer { reacher.closeAll() }
+            func restoreChunk(_ chunk: UndoFiles.Chunk) {
+                var done = UndoFiles.Done()
+                for state in chunk.records {
+                    done.add(restore(state, reacher: reacher, rootFD: rootFD, rootMountID: rootMountID, dryRun: dryRun),
+                             of: state, reacher: reacher)
+                }
+                files.finished(chunk.index, done)
             }
+            if k == 0 {
+                // This worker reads the journal; it restores a chunk itself whenever the others have enough queued.
+                files.directoryLinesMarked = forEachActedOn(fd: fd, directories: false) { state in
+                    if let chunk = files.add(state), !files.offer(chunk) { restoreChunk(chunk) }
+                }
+                if let chunk = files.flush(), !files.offer(chunk) { restoreChunk(chunk) }
+                files.close()
+            }
+            while let chunk = files.take() { restoreChunk(chunk) }
         }
+        for done in files.results() { done.merge(into: &outcome) }
+        let reacher = DirectoryReacher(rootFD: rootFD, rootMountID: rootMountID, directories: contents.directories)
+        var done = UndoFiles.Done()
+        forEachActedOn(fd: fd, directories: true, prefilter: files.directoryLinesMarked) { state in
+            done.add(restore(state, reacher: reacher, rootFD: rootFD, rootMountID: rootMountID, dryRun: dryRun),
+                     of: state, reacher: reacher)
+        }
+        done.merge(into: &outcome)
         reacher.closeAll()
 
         if contents.createdRoot && outcome.left.isEmpty && !dryRun {
@@ -93,6 +110,37 @@ extension FolderFixer {
         if outcome.left.isEmpty && !dryRun { try appendUndone(fd: fd, outcome: outcome) }
         outcome.durationMs = monotonicMs() - start
         return outcome
+    }
+
+    /// Calls `body` with each state record of a directory (`directories`) or of a file, last first, that the fix
+    /// acted on (records after the last batch marker never were); a line that does not parse is the cut the reader
+    /// accepted. `prefilter`: skip, unparsed, lines without `"type":"d"` (a name's quotes are escaped, so only the
+    /// key can hold those bytes); returns whether every directory record seen held them.
+    @discardableResult
+    static func forEachActedOn(fd: Int32, directories: Bool, prefilter: Bool = false,
+                               _ body: (JournalRecord.State) -> Void) -> Bool {
+        let reader = ReverseLineReader(fd: fd)
+        var insideBatch = false
+        var marked = true
+        let directoryType = Array(#""type":"d""#.utf8)
+        func hasDirectoryType(_ line: [UInt8]) -> Bool {
+            line.withUnsafeBufferPointer { l in
+                guard l.count >= directoryType.count else { return false }
+                for i in 0...(l.count - directoryType.count) where l[i] == 0x22 && l[i + 1] == 0x74 {  // "t
+                    if directoryType.indices.allSatisfy({ l[i + $0] == directoryType[$0] }) { return true }
+                }
+                return false
+            }
+        }
+        while let line = reader.previous() {
+            if insideBatch && prefilter && !line.starts(with: #"{"batch""#.utf8) && !hasDirectoryType(line) { continue }
+            guard let object = FlatJSON.parse(line[...]), let record = JournalRecord(object) else { continue }
+            if case .batch = record { insideBatch = true }
+            guard case .state(let state) = record, insideBatch else { continue }
+            if state.isDirectory && !hasDirectoryType(line) { marked = false }
+            if state.isDirectory == directories { body(state) }
+        }
+        return marked
     }
 
     enum RestoreResult {
@@ -665,3 +713,95 @@ final class DirectoryReacher {
     }
 }
 
+
+/// The file records of an undo, in chunks handed between workers; results are merged in journal order.
+final class UndoFiles: @unchecked Sendable {
+    struct Chunk {
+        var index: Int
+        var records: [JournalRecord.State]
+    }
+
+    /// What restoring some records came to.
+    struct Done {
+        var restored = 0, alreadyOriginal = 0
+        var skipped: [String] = [], left: [String] = []
+
+        mutating func add(_ result: FolderFixer.RestoreResult, of state: JournalRecord.State, reacher: DirectoryReacher) {
+            switch result {
+            case .restored: restored += 1
+            case .alreadyOriginal: alreadyOriginal += 1
+            // The path is rebuilt (from the directory records) only for what is reported: O(depth) each.
+            case .skipped(let why): skipped.append(reacher.display(state) + ": " + why)
+            case .left(let why): left.append(reacher.display(state) + ": " + why)
+            }
+        }
+
+        func merge(into outcome: inout UndoOutcome) {
+            outcome.restored += restored
+            outcome.alreadyOriginal += alreadyOriginal
+            outcome.skipped += skipped
+            outcome.left += left
+        }
+    }
+
+    let threads: Int
+    /// Every directory record read held `"type":"d"` (set by the reader, read once all workers are done).
+    var directoryLinesMarked = false
+    private static let chunkSize = 1024
+    private let condition = NSCondition()
+    private var queue: [Chunk] = []
+    private var closed = false
+    private var done: [Int: Done] = [:]
+    private var filling = Chunk(index: 0, records: [])
+
+    init(threads: Int) { self.threads = max(1, threads) }
+
+    /// Adds a record to the chunk being filled (reader only); a full chunk is returned.
+    func add(_ state: JournalRecord.State) -> Chunk? {
+        filling.records.append(state)
+        return filling.records.count >= Self.chunkSize ? flush() : nil
+    }
+
+    /// The chunk being filled, if it holds anything (reader only).
+    func flush() -> Chunk? {
+        guard !filling.records.isEmpty else { return nil }
+        let chunk = filling
+        filling = Chunk(index: chunk.index + 1, records: [])
+        filling.records.reserveCapacity(Self.chunkSize)
+        return chunk
+    }
+
+    /// Queues a chunk for the other workers; false when enough are queued (the reader restores it itself).
+    func offer(_ chunk: Chunk) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard threads > 1, queue.count < 2 * threads else { return false }
+        queue.append(chunk)
+        condition.signal()
+        return true
+    }
+
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next queued chunk, or nil once the reader is done and the queue is empty.
+    func take() -> Chunk? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !closed { condition.wait() }
+        return queue.isEmpty ? nil : queue.removeFirst()
+    }
+
+    func finished(_ index: Int, _ result: Done) {
+        condition.lock()
+        done[index] = result
+        condition.unlock()
+    }
+
+    /// Every chunk's result, in journal order (last record first).
+    func results() -> [Done] { done.sorted { $0.key < $1.key }.map(\.value) }
+}

@@ -356,7 +356,7 @@ public enum FolderFixer {
         if let o = options.auditAfter, rules.walkerReadsFileACLs { ctx.predictAfter = (absRoot, identity, o) }
         let stats: FixStats
         do {
-            stats = try walk(ctx, root: absRoot, threads: options.threads)
+            stats = try walk(ctx, root: absRoot, threads: threads)
         } catch {
             journal.close()
             throw FixStopped(reason: "\(error)", journal: journal.path)
