@@ -40,5 +40,7 @@ struct ProbeExampleTests {
         for probe in Catalogue.all {
             for dep in probe.dependsOn { #expect(Catalogue.all.contains { $0.id == dep }, "\(probe.id) depends on unknown \(dep)") }
         }
+        // No cycle, and the catalogue lists each probe after what it depends on (the reports keep its order).
+        #expect(try Runner.ordered(Catalogue.all).map(\.id) == Catalogue.all.map(\.id))
     }
 }

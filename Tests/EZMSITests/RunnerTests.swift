@@ -75,4 +75,32 @@ struct RunnerTests {
         #expect(skipped.first { $0.id == "env.file" }?.status == .skip)
         #expect(throws: UnknownProbeSelector.self) { try Runner.select(probes, options: RunOptions(only: ["nope"])) }
     }
+
+    /// A cycle in `dependsOn` would hang the run (each probe waits for the other): it is refused before anything runs,
+    /// naming the cycle; so is a dependency on no probe. Probes come after what they depend on, in the given order
+    /// wherever it already is one.
+    @Test func dependencyCyclesAndUnknownDependenciesAreRefused() throws {
+        let cyclic: [any Probe] = [
+            FakeProbe(id: "a.free") { ProbeOutcome("ok") },
+            FakeProbe(id: "b.one", dependsOn: ["a.free", "b.three"]) { ProbeOutcome("never") },
+            FakeProbe(id: "b.two", dependsOn: ["b.one"]) { ProbeOutcome("never") },
+            FakeProbe(id: "b.three", dependsOn: ["b.two"]) { ProbeOutcome("never") },
+        ]
+        #expect(throws: ProbeGraphError.cycle(["b.one", "b.three", "b.two", "b.one"])) { try Runner.ordered(cyclic) }
+        let start = Date()
+        #expect(throws: ProbeGraphError.self) { try Runner.run(cyclic, facts: facts, options: RunOptions()) }
+        #expect(Date().timeIntervalSince(start) < 2, "refused at once, not hung")
+        let selfish: [any Probe] = [FakeProbe(id: "s.self", dependsOn: ["s.self"]) { ProbeOutcome("never") }]
+        #expect(throws: ProbeGraphError.cycle(["s.self", "s.self"])) { try Runner.ordered(selfish) }
+        let dangling: [any Probe] = [FakeProbe(id: "d.one", dependsOn: ["d.missing"]) { ProbeOutcome("never") }]
+        #expect(throws: ProbeGraphError.unknownDependency(probe: "d.one", dependency: "d.missing")) {
+            try Runner.ordered(dangling)
+        }
+        let backwards: [any Probe] = [
+            FakeProbe(id: "z.late", dependsOn: ["z.early"]) { ProbeOutcome("ok") },
+            FakeProbe(id: "y.other") { ProbeOutcome("ok") },
+            FakeProbe(id: "z.early") { ProbeOutcome("ok") },
+        ]
+        #expect(try Runner.ordered(backwards).map(\.id) == ["y.other", "z.early", "z.late"])
+    }
 }

@@ -81,6 +81,9 @@ final class FixContext: @unchecked Sendable {
     let invoker: ContainerIdentity?
     let batchLimit: Int
     let maxDirectoriesPerBatch: Int
+    /// Whether an unchanged change time proves the ACLs judged are still there (`ObjectAccess.changeTimeProvesUnchanged`);
+    /// otherwise they are read again through each verified descriptor.
+    let changeTimeProves: Bool
     /// Also audit the folder as the fix leaves it, in the same walk (the audit options the doctor uses), so the
     /// report after a fix needs no second walk. Used only when every change landed (`FolderFixer.apply`).
     var predictAfter: (root: String, identity: ContainerIdentity, options: TreeAuditOptions)?
@@ -103,6 +106,7 @@ final class FixContext: @unchecked Sendable {
         self.rootIno = rootIno
         self.batchLimit = max(1, batchLimit)
         maxDirectoriesPerBatch = 64
+        changeTimeProves = ObjectAccess.changeTimeProvesUnchanged(rootFD) && !ObjectAccess.changeTimeRoute.off
         let euid = geteuid()
         if euid == 0, let sudo = ProcessInfo.processInfo.environment["SUDO_UID"], let u = UInt32(sudo) {
             you = u
@@ -178,12 +182,17 @@ final class FixBatch {
     deinit { reset() }
 
     func reset() {
-        for fd in directories { close(fd) }
-        directories.removeAll(keepingCapacity: true)
+        closeDirectories()
         ops.removeAll(keepingCapacity: true)
         paths.removeAll(keepingCapacity: true)
         bytes.removeAll(keepingCapacity: true)
         lastParentToken = nil
+    }
+
+    /// The directories are needed only to open the entries.
+    func closeDirectories() {
+        for fd in directories { close(fd) }
+        directories.removeAll(keepingCapacity: true)
     }
 
     func range(_ raw: UnsafeRawBufferPointer?) -> Range<Int>? {
@@ -201,7 +210,12 @@ final class FixBatch {
 final class FixVisitor: TreeVisitor {
     let ctx: FixContext
     var stats = FixStats()
-    let batch = FixBatch()
+    /// The batch being filled by the walk.
+    private(set) var batch = FixBatch()
+    /// The batch journaled last, whose changes wait for its fsync (which runs while the walk fills the next one),
+    /// with its verified objects and its journal ticket; and a batch to fill next.
+    private var inFlight: (batch: FixBatch, objects: [VerifiedObject?], ticket: UInt64)?
+    private var spare = FixBatch()
     private var accessCache = ACLDecodeCache()
     private var defaultCache = ACLDecodeCache()
     /// The journal id given to the directory visited last (handed to the walker by `token(forDirectory:)`).
@@ -436,7 +450,11 @@ final class FixVisitor: TreeVisitor {
         } else {
             enqueue(entry, change, access: entry.rawAccessACL, defaultRead: defaultRead)
         }
-        if urgent || batch.ops.count >= ctx.batchLimit { flush() }
+        if urgent {
+            flush(waitForChanges: true)
+        } else if batch.ops.count >= ctx.batchLimit {
+            flush()
+        }
         return ctx.aborted.load(ordering: .relaxed) ? .stop : .descend(context: selection.childContext)
     }
 
@@ -560,13 +578,22 @@ final class FixVisitor: TreeVisitor {
                                      access: batch.range(access), defaultACL: defaultRange, change: change))
     }
 
-    /// Opens and verifies every entry of the batch, journals each one's identity and state (one write, one fsync),
-    /// then makes the changes, each through its verified descriptor after checking it once more.
-    func flush() {
-        guard !batch.ops.isEmpty, let journal = ctx.journal else { return }
+    /// Journals the batch being filled and makes the changes of the batch journaled before it, whose fsync ran
+    /// meanwhile; `waitForChanges`: also this batch's changes, now (a directory the walker must enter, the end).
+    func flush(waitForChanges: Bool = false) {
+        let previous = inFlight
+        inFlight = nil
+        if !batch.ops.isEmpty, ctx.journal != nil { stage() }
+        apply(previous)
+        if waitForChanges { applyInFlight() }
+    }
+
+    /// Opens and verifies every entry of the batch and journals each one's identity and state (one write), then starts
+    /// its fsync and leaves it in flight. Its changes wait for that fsync (`applyInFlight`).
+    private func stage() {
+        guard let journal = ctx.journal else { return }
         FolderFixer.testHookBeforeVerify?()
         var objects = [VerifiedObject?](repeating: nil, count: batch.ops.count)
-        defer { for o in objects { o?.close() } }
         var line = JSONLine(capacity: 1 << 16)
         batch.paths.withUnsafeBufferPointer { paths in
             for (k, op) in batch.ops.enumerated() {
@@ -586,10 +613,12 @@ final class FixVisitor: TreeVisitor {
                     stats.replaced.add(String(cString: path) + ": " + Self.describe(why))
                     continue
                 }
-                // The ACLs judged are still the ones there. An unchanged change time proves it (any setxattr, chmod,
-                // chown or link moves it; nobody but root can set it back), so the ACLs are read again only when it
-                // moved (e.g. the instrument wrote into the file meanwhile).
-                let unchanged = object.identity.ctimeSec == op.judged.ctimeSec && object.identity.ctimeNsec == op.judged.ctimeNsec
+                // The ACLs judged are still the ones there. An unchanged change time proves it where timestamps are
+                // multigrain (any setxattr, chmod, chown, link or rename moves it to a later one; nobody but root can
+                // set it back), so the ACLs are read again only when it moved (e.g. the instrument wrote into the
+                // file meanwhile), and always elsewhere.
+                let unchanged = ctx.changeTimeProves && object.identity.ctimeSec == op.judged.ctimeSec
+                    && object.identity.ctimeNsec == op.judged.ctimeNsec
                 if !unchanged && (!batch.matches(object.getXattr(Xattr.accessName), op.access)
                     || (op.judged.isDirectory && !batch.matches(object.getXattr(Xattr.defaultName), op.defaultACL))) {
                     object.close()
@@ -601,9 +630,11 @@ final class FixVisitor: TreeVisitor {
                 ObjectAccess.withFileHandle(object.pathFD) { record(&line, op, name: op.slot < 0 ? nil : name, handle: $0) }
             }
         }
+        batch.closeDirectories()
+        var ticket: UInt64 = 0
         if !line.bytes.isEmpty {
-            // The batch's records end with a marker in the same write, before the one fsync: a record without its
-            // marker after it was never acted on (a kill during the write), and `undo` can tell a cut from a kill.
+            // The batch's records end with a marker in the same write: a record without its marker after it was
+            // never acted on (a kill during the write), and `undo` can tell a cut from a kill.
             line.raw("{\"batch\":")
             line.number(ctx.nextBatchID())
             line.raw(",\"records\":")
@@ -611,15 +642,40 @@ final class FixVisitor: TreeVisitor {
             line.raw("}")
             line.newline()
             do {
-                try journal.append(line.bytes)
+                ticket = try journal.write(line.bytes)
             } catch {
                 ctx.fail(error)
+                for o in objects { o?.close() }
                 batch.reset()
                 return
             }
         }
-        batch.paths.withUnsafeBufferPointer { paths in
-            for (k, op) in batch.ops.enumerated() {
+        inFlight = (batch, objects, ticket)
+        swap(&batch, &spare)
+    }
+
+    private func applyInFlight() {
+        let batch = inFlight
+        inFlight = nil
+        apply(batch)
+    }
+
+    /// Makes the changes of a journaled batch once its records are durable, each through its verified descriptor.
+    private func apply(_ journaled: (batch: FixBatch, objects: [VerifiedObject?], ticket: UInt64)?) {
+        guard let (done, objects, ticket) = journaled else { return }
+        defer {
+            for o in objects { o?.close() }
+            done.reset()
+        }
+        if ctx.aborted.load(ordering: .relaxed) { return }
+        if ticket > 0 {
+            do { try ctx.journal?.waitDurable(ticket) } catch {
+                ctx.fail(error)
+                return
+            }
+        }
+        done.paths.withUnsafeBufferPointer { paths in
+            for (k, op) in done.ops.enumerated() {
                 guard let object = objects[k] else { continue }
                 if ctx.aborted.load(ordering: .relaxed) { break }
                 if let hook = FolderFixer.testHookBeforeChange {
@@ -637,7 +693,6 @@ final class FixVisitor: TreeVisitor {
                 }
             }
         }
-        batch.reset()
         stats.batches += 1
         if ctx.aborted.load(ordering: .relaxed) { return }
         let n = ctx.nextBatch()
@@ -708,7 +763,12 @@ final class FixVisitor: TreeVisitor {
 
     /// The end of a worker: the last batch.
     func finish() {
-        if !ctx.aborted.load(ordering: .relaxed) { flush() } else { batch.reset() }
+        if !ctx.aborted.load(ordering: .relaxed) {
+            flush(waitForChanges: true)
+        } else {
+            batch.reset()
+            applyInFlight()  // aborted: closes its descriptors, changes nothing
+        }
         stats.after = after?.audit
     }
 }

@@ -148,6 +148,14 @@ final class JournalWriter: @unchecked Sendable {
     private(set) var path: String?
     private let devValue = Atomic<UInt64>(0)
     private let inoValue = Atomic<UInt64>(0)
+    /// Group commit (`write` + `waitDurable`): fsyncs run on their own queue while the workers go on judging, and
+    /// one fsync covers every write made before it started.
+    private let syncQueue = DispatchQueue(label: "ezmsi.journal.sync")
+    private let syncState = NSCondition()
+    /// Writes made through `write` (under `lock`), and how many of them are durable (under `syncState`).
+    private var written: UInt64 = 0
+    private var synced: UInt64 = 0
+    private var syncError: Error?
     /// The journal file's device and inode (0 until created): the walk skips it when it lies inside the tree.
     var dev: UInt64 { devValue.load(ordering: .relaxed) }
     var ino: UInt64 { inoValue.load(ordering: .relaxed) }
@@ -201,7 +209,7 @@ final class JournalWriter: @unchecked Sendable {
         var done = 0
         try bytes.withUnsafeBytes { buf in
             while done < buf.count {
-                let n = write(fd, buf.baseAddress! + done, buf.count - done)
+                let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw FixError.journal("cannot write \(path ?? directory)", errno)
@@ -241,6 +249,46 @@ final class JournalWriter: @unchecked Sendable {
         if sync && fsync(target) != 0 { throw FixError.journal("cannot sync \(shown)", errno) }
     }
 
+    /// Appends `bytes` (whole lines) and starts making them durable without waiting: the ticket returned is for
+    /// `waitDurable`, which every change that these lines journal must wait for.
+    func write(_ bytes: [UInt8]) throws -> UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        try openLocked()
+        try writeLocked(pending + bytes)
+        pending.removeAll()
+        written += 1
+        let ticket = written, target = fd, shown = path ?? ""
+        syncQueue.async { [self] in
+            syncState.lock()
+            let done = synced >= ticket || syncError != nil
+            syncState.unlock()
+            if done { return }
+            lock.lock()
+            let covered = written  // every write so far precedes this fsync
+            lock.unlock()
+            let failed = fsync(target) != 0
+            let e = errno
+            syncState.lock()
+            if failed {
+                if syncError == nil { syncError = FixError.journal("cannot sync \(shown)", e) }
+            } else {
+                synced = max(synced, covered)
+            }
+            syncState.broadcast()
+            syncState.unlock()
+        }
+        return ticket
+    }
+
+    /// Returns once the write of `ticket` is durable; throws if its fsync failed.
+    func waitDurable(_ ticket: UInt64) throws {
+        syncState.lock()
+        defer { syncState.unlock() }
+        while synced < ticket && syncError == nil { syncState.wait() }
+        if let syncError { throw syncError }
+    }
+
     /// Lines that must precede any later record but need no file of their own (directory records): kept in memory
     /// until the first record is appended, so a fix that changes nothing leaves no journal; written out when they
     /// pass 1 MiB (a huge tree with nothing to change then leaves a journal without records, which `finish` removes).
@@ -258,6 +306,7 @@ final class JournalWriter: @unchecked Sendable {
 
     /// Removes the journal file (a fix that failed before changing anything), through the verified folder.
     func discard() {
+        syncQueue.sync {}
         lock.lock()
         defer { lock.unlock() }
         if fd >= 0 { Glibc.close(fd); fd = -1 }
@@ -269,6 +318,7 @@ final class JournalWriter: @unchecked Sendable {
     }
 
     func close() {
+        syncQueue.sync {}  // no queued fsync may outlive the descriptor
         lock.lock()
         defer { lock.unlock() }
         if fd >= 0 { Glibc.close(fd); fd = -1 }

@@ -509,7 +509,8 @@ public enum FolderFixer {
             if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
         }
         let available = Int(min(limit.rlim_cur, 1 << 20)) - 64 - threads * (64 + 64 + 8)
-        let perEntry = ObjectAccess.reopenForChanges ? 3 : 2  // with a margin of one
+        // Two batches per worker hold descriptors (one filling, one waiting for its fsync); a margin of one.
+        let perEntry = 2 * (ObjectAccess.reopenForChanges ? 2 : 1) + 1
         return max(8, available / (perEntry * max(1, threads)))
     }
 

@@ -49,12 +49,15 @@ enum ObjectAccess {
     static let FS_IOC_GETVERSION: UInt = 0x80087601
     static let PROC_SUPER_MAGIC = 0x9FA0
 
-    /// Routes that tests (and `EZMSI_FIX_FALLBACKS=openat2,fchmodat2,mntid,reopen,xattrat`) can turn off, to prove the
+    /// Routes that tests (and `EZMSI_FIX_FALLBACKS=openat2,fchmodat2,mntid,reopen,xattrat,ctime`) can turn off, to prove the
     /// fallbacks keep the guarantee.
     static let openat2 = SyscallRoute("openat2", available: openat2Number >= 0)
     static let statxMountID = SyscallRoute("mntid", available: statxNumber >= 0)
     /// The reopen through /proc (off: every change uses the O_PATH routes, as for a non-root invoker).
     static let reopenRoute = SyscallRoute("reopen")
+    /// Trusting an unchanged change time (off: the ACLs are always read again through the descriptor, as on kernels
+    /// and file systems without multigrain timestamps).
+    static let changeTimeRoute = SyscallRoute("ctime")
 
     /// `/proc/self/fd`, opened once, when it is the kernel's procfs: the magic links are only trusted then. -1 if not.
     static let procFD: Int32 = {
@@ -65,6 +68,40 @@ enum ObjectAccess {
         return fd
     }()
     static var procUsable: Bool { procFD >= 0 }
+
+    /// Whether an unchanged change time proves that an object's ACLs are the ones read earlier on the file system of
+    /// `fd`. Only with multigrain timestamps (Linux 6.13+, on ext4, xfs, btrfs and tmpfs): once the change time has
+    /// been read, the next change of the object gets a strictly later one. With coarse timestamps a rename away and
+    /// back, or a setxattr, within one clock tick leaves it as it was, so the ACLs must be read again.
+    static func changeTimeProvesUnchanged(_ fd: Int32) -> Bool {
+        guard kernelAtLeast(6, 13), let type = filesystemType(fd) else { return false }
+        return multigrainFilesystems.contains(type)
+    }
+
+    /// `statfs`'s `f_type` of the file system of `fd`; nil if it cannot be read.
+    static func filesystemType(_ fd: Int32) -> UInt64? {
+        var s = statfs()
+        guard fstatfs(fd, &s) == 0 else { return nil }
+        return UInt64(UInt(bitPattern: Int(s.f_type))) & 0xFFFF_FFFF
+    }
+
+    /// ext4 (also ext2/3), xfs, btrfs, tmpfs: the file systems that opted into multigrain timestamps in 6.13.
+    static let multigrainFilesystems: Set<UInt64> = [0xEF53, 0x5846_5342, 0x9123_683E, 0x0102_1994]
+
+    /// Whether the running kernel's release (`uname -r`) is at least major.minor.
+    static func kernelAtLeast(_ major: Int, _ minor: Int, release: String? = nil) -> Bool {
+        let text: String
+        if let release {
+            text = release
+        } else {
+            var u = utsname()
+            uname(&u)
+            text = withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        let parts = text.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard parts.count == 2 else { return false }
+        return (parts[0], parts[1]) >= (major, minor)
+    }
 
     // MARK: Opening
 

@@ -730,14 +730,16 @@ final class WorkPool: @unchecked Sendable {
     private var idle = 0
     private var finished = false
     private let workers: Int
-    /// idle workers > queued items: read without the lock on the hot path (a stale value only delays a donation).
+    /// Queued items do not outnumber idle workers: one item is kept ready even when none is idle, so a worker that
+    /// finishes finds work at once instead of waiting while the others are busy changing a batch (which does not
+    /// look at the pool). Read without the lock on the hot path (a stale value only delays a donation).
     private let hungryFlag = Atomic<Bool>(false)
 
     init(workers: Int) { self.workers = workers }
 
     var hungry: Bool { hungryFlag.load(ordering: .relaxed) }
 
-    private func update() { hungryFlag.store(idle > items.count, ordering: .relaxed) }
+    private func update() { hungryFlag.store(workers > 1 ? idle >= items.count : idle > items.count, ordering: .relaxed) }
 
     func give(_ item: WorkItem) {
         condition.lock()

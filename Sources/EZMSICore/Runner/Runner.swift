@@ -30,6 +30,20 @@ public struct UnknownProbeSelector: Error, CustomStringConvertible {
     }
 }
 
+/// The probes' `dependsOn` do not form an order: a probe depends on itself through others, or on a probe that is not
+/// in the catalogue. A defect of the catalogue, found before anything runs (a cycle would otherwise hang `doctor`).
+public enum ProbeGraphError: Error, Equatable, CustomStringConvertible {
+    case cycle([String])
+    case unknownDependency(probe: String, dependency: String)
+
+    public var description: String {
+        switch self {
+        case .cycle(let ids): return "the probes depend on each other in a cycle: \(ids.joined(separator: " -> "))"
+        case .unknownDependency(let probe, let dependency): return "\(probe) depends on \(dependency), which is no probe"
+        }
+    }
+}
+
 /// Runs probes concurrently, each on its own thread with its own deadline. A probe waits for the probes it depends
 /// on; if one of them is `fail`, `blocked` or `error`, it is `blocked` and not run. A probe that throws or overruns
 /// its deadline is `error`; the others still finish. Blocking I/O lives in the facts, so threads (not the Swift
@@ -41,7 +55,45 @@ public enum Runner {
         return id == selector || id.hasPrefix(selector + ".")
     }
 
+    /// The probes in an order where each comes after what it depends on: the given order wherever it already is one
+    /// (so reports keep the catalogue's order). Throws on a cycle or an unknown dependency.
+    public static func ordered(_ probes: [any Probe]) throws -> [any Probe] {
+        let index = Dictionary(probes.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for probe in probes {
+            for dep in probe.dependsOn where index[dep] == nil {
+                throw ProbeGraphError.unknownDependency(probe: probe.id, dependency: dep)
+            }
+        }
+        var placed = [Bool](repeating: false, count: probes.count)
+        var result: [any Probe] = []
+        result.reserveCapacity(probes.count)
+        while result.count < probes.count {
+            // The first probe not yet placed whose dependencies all are (quadratic; the catalogue has ~20 probes).
+            guard let next = probes.indices.first(where: { i in
+                !placed[i] && probes[i].dependsOn.allSatisfy { placed[index[$0]!] }
+            }) else {
+                throw ProbeGraphError.cycle(cycle(in: probes, placed: placed, index: index))
+            }
+            placed[next] = true
+            result.append(probes[next])
+        }
+        return result
+    }
+
+    /// A cycle among the probes not placed (each of them waits for another one of them): follow unplaced
+    /// dependencies until an id repeats.
+    private static func cycle(in probes: [any Probe], placed: [Bool], index: [String: Int]) -> [String] {
+        var path: [Int] = []
+        var current = placed.firstIndex(of: false)!
+        while !path.contains(current) {
+            path.append(current)
+            current = probes[current].dependsOn.map { index[$0]! }.first { !placed[$0] }!
+        }
+        return (path.drop { $0 != current } + [current]).map { probes[$0].id }
+    }
+
     public static func select(_ probes: [any Probe], options: RunOptions) throws -> (run: [any Probe], skipped: Set<String>) {
+        let probes = try ordered(probes)
         for selector in options.only + options.skip where !probes.contains(where: { matches($0.id, selector) }) {
             throw UnknownProbeSelector(selector: selector, known: probes.map(\.id))
         }

@@ -227,14 +227,34 @@ import Testing
         #expect(try Self.journalObjects(outcome.journal).last?["undone"] as? Bool == true)
     }
 
+    /// The change time is trusted only with multigrain timestamps: Linux 6.13+ on ext4, xfs, btrfs or tmpfs.
+    @Test func changeTimeIsTrustedOnlyWithMultigrainTimestamps() throws {
+        #expect(ObjectAccess.kernelAtLeast(6, 13, release: "6.13.0"))
+        #expect(ObjectAccess.kernelAtLeast(6, 13, release: "6.18.44-fc-v1045"))
+        #expect(ObjectAccess.kernelAtLeast(6, 13, release: "7.0.1"))
+        #expect(!ObjectAccess.kernelAtLeast(6, 13, release: "6.12.9-amd64"))
+        #expect(!ObjectAccess.kernelAtLeast(6, 13, release: "5.15.0-91-generic"))
+        #expect(!ObjectAccess.kernelAtLeast(6, 13, release: "garbage"))
+        let proc = open("/proc", O_RDONLY | O_DIRECTORY)
+        defer { close(proc) }
+        #expect(!ObjectAccess.changeTimeProvesUnchanged(proc), "procfs has no multigrain timestamps")
+        let tmp = open("/tmp", O_RDONLY | O_DIRECTORY)
+        defer { close(tmp) }
+        let type = try #require(ObjectAccess.filesystemType(tmp))
+        let multigrain = ObjectAccess.multigrainFilesystems.contains(type)
+        #expect(ObjectAccess.changeTimeProvesUnchanged(tmp) == (multigrain && ObjectAccess.kernelAtLeast(6, 13)))
+    }
+
     /// Single-threaded with tiny batches and the fallback routes (no openat2, no statx mount id, no fchmodat2, no
-    /// getxattrat, changes through the O_PATH descriptor and /proc/self/fd only): the same result.
+    /// getxattrat, no trusted change time, changes through the O_PATH descriptor and /proc/self/fd only): the same
+    /// result.
     @Test(.enabled(if: PermShell.isRoot)) func fallbackSyscallsAndTinyBatches() throws {
         let s = PermScratch("fix-fallback")
         let (root, outside) = try Self.makeUploadTree(s)
         let before = try Self.dump(root)
         let outsideBefore = try Self.dump(outside)
-        let routes = [FixSys.fchmodat2, ObjectAccess.openat2, ObjectAccess.statxMountID, ObjectAccess.reopenRoute, FixSys.xattrAt]
+        let routes = [FixSys.fchmodat2, ObjectAccess.openat2, ObjectAccess.statxMountID, ObjectAccess.reopenRoute, FixSys.xattrAt,
+                      ObjectAccess.changeTimeRoute]
         let saved = (routes.map(\.usable), Xattr.getxattratWorks)
         for r in routes { r.usable = false }
         Xattr.getxattratWorks = false
