@@ -42,12 +42,13 @@ public struct CustomImageLint: Probe {
     }
 
     public func check(_ facts: Facts) throws -> ProbeOutcome {
-        let folder = facts.deployment.directory + "/" + CustomImageLinter.folderName
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-            return ProbeOutcome("no custom image folder (\(folder) is optional; the official image is used)")
+        let contents: CustomImageFolder
+        switch facts.customImage.get() {
+        case .absent(let folder): return ProbeOutcome("no custom image folder (\(folder) is optional; the official image is used)")
+        case .present(let c): contents = c
         }
-        let issues = CustomImageLinter.lint(directory: folder)
+        let folder = contents.path
+        let issues = CustomImageLinter.lint(contents)
         let findings = issues.map { issue in
             Finding(issue.severity, issue.code, issue.message, location: Location(file: issue.file, line: issue.line),
                     remediation: Remediation(issue.fix, commands: issue.commands))
@@ -76,18 +77,12 @@ public struct CustomImageLint: Probe {
 
         """
 
-    /// A deployment folder in a temporary directory whose custom_image/ holds these files (script mode 0755).
+    /// A deployment whose custom_image/ holds these files (script mode 0755), in memory.
     static func exampleFacts(dockerfile: String, script: String) -> Facts {
-        let root = FileManager.default.temporaryDirectory.path + "/ezmsi-example-custom-image-\(UUID().uuidString.prefix(8))"
-        let folder = root + "/" + CustomImageLinter.folderName
-        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        for (name, text, mode) in [("Dockerfile", dockerfile, 0o644), ("startup-script.sh", script, 0o755),
-                                   ("config.config", ExampleFacts.goodProducerConfig, 0o644)] {
-            _ = FileManager.default.createFile(atPath: folder + "/" + name, contents: Data(text.utf8),
-                                           attributes: [.posixPermissions: mode])
-        }
-        var deployment = ExampleFacts.make().deployment
-        deployment.directory = root
-        return Facts(deployment: deployment, environment: [:], timeout: 1)
+        let files: [String: (String, UInt32)] = [
+            "Dockerfile": (dockerfile, 0o644), "startup-script.sh": (script, 0o755),
+            "config.config": (ExampleFacts.goodProducerConfig, 0o644),
+        ]
+        return ExampleFacts.make(customImage: .memory(path: "/lab/deploy/" + CustomImageLinter.folderName, files))
     }
 }

@@ -13,21 +13,49 @@ public struct MountsReadable: Probe {
     public init() {}
 
     public var examples: [ProbeExample] {
-        func config(mode: mode_t) -> String {
-            let path = FileManager.default.temporaryDirectory.path + "/ezmsi-example-\(UUID().uuidString.prefix(8)).config"
-            FileManager.default.createFile(atPath: path, contents: Data(ExampleFacts.goodConsumerConfig.utf8))
-            chown(path, 0, 0)
-            chmod(path, mode)
-            return path
-        }
+        let configMount = Mount(host: "/lab/deploy/config.config", container: ProgramTable.containerConfigPath,
+                                readOnly: true, role: "config")
+        let code = Mount(host: "/lab/code", container: "/home/openmsi/code", readOnly: true)
+        let node = Mount(host: "/lab/node", container: "/home/openmsi/node")
+        @Sendable func file(_ mode: UInt32, uid: UInt32 = 0) -> PathState { .inode(InodeSecurity(uid: uid, gid: uid, mode: 0o100000 | mode)) }
+        @Sendable func directory(_ mode: UInt32, uid: UInt32 = 0) -> PathState { .inode(InodeSecurity(uid: uid, gid: uid, mode: 0o040000 | mode)) }
+        let readable = MountsFact.Entry(mount: configMount, state: file(0o644))
+        let kafkaCrypto = ExampleFacts.goodConsumerConfig + "\n[kafkacrypto]\nconfig_file = /home/openmsi/node/lab-node.config\n"
         return [
-            ProbeExample("config readable by uid 1000", expect: .pass) { ExampleFacts.make(configFile: config(mode: 0o644)) },
+            ProbeExample("config readable by uid 1000", expect: .pass) { ExampleFacts.make(mounts: MountsFact(mounts: [readable])) },
             ProbeExample("config only root can read", expect: .fail, code: "config-unreadable") {
-                ExampleFacts.make(configFile: config(mode: 0o600))
+                ExampleFacts.make(mounts: MountsFact(mounts: [.init(mount: configMount, state: file(0o600))]))
             },
-            ProbeExample("config missing (config.syntax reports it)", expect: .skip) { ExampleFacts.make(config: nil) },
+            ProbeExample("config missing (config.syntax reports it)", expect: .skip) {
+                ExampleFacts.make(config: nil, mounts: MountsFact(mounts: [.init(mount: configMount, state: .missing)]))
+            },
+            ProbeExample("an extra mount that does not exist", expect: .fail, code: "mount-missing") {
+                ExampleFacts.make(mounts: MountsFact(mounts: [readable, .init(mount: code, state: .missing)]))
+            },
+            ProbeExample("an extra mount that cannot be judged", expect: .fail, code: "mount-unreadable") {
+                ExampleFacts.make(mounts: MountsFact(mounts: [readable, .init(mount: code, state: .failed("Permission denied"))]))
+            },
+            ProbeExample("an extra file mount only root can read", expect: .fail, code: "mount-denied") {
+                ExampleFacts.make(mounts: MountsFact(mounts: [readable, .init(mount: code, state: file(0o600))]))
+            },
             ProbeExample("KafkaCrypto node not on a mount", expect: .warn, code: "kafkacrypto-node-unmounted") {
-                ExampleFacts.make(config: ExampleFacts.goodConsumerConfig + "\n[kafkacrypto]\nnode_id = lab-node\n")
+                ExampleFacts.make(config: ExampleFacts.goodConsumerConfig + "\n[kafkacrypto]\nnode_id = lab-node\n",
+                                  mounts: MountsFact(mounts: [readable]))
+            },
+            ProbeExample("KafkaCrypto node on a writable mount", expect: .pass) {
+                ExampleFacts.make(config: kafkaCrypto, extraMounts: [node],
+                                  mounts: MountsFact(mounts: [readable, .init(mount: node, state: directory(0o755, uid: 1000))],
+                                                     nodeDirectories: ["/lab/node": directory(0o755, uid: 1000)]))
+            },
+            ProbeExample("KafkaCrypto node directory uid 1000 cannot write", expect: .fail, code: "kafkacrypto-node-readonly") {
+                ExampleFacts.make(config: kafkaCrypto, extraMounts: [node],
+                                  mounts: MountsFact(mounts: [readable, .init(mount: node, state: directory(0o755))],
+                                                     nodeDirectories: ["/lab/node": directory(0o755)]))
+            },
+            ProbeExample("KafkaCrypto node directory missing", expect: .fail, code: "kafkacrypto-node-missing") {
+                ExampleFacts.make(config: kafkaCrypto, extraMounts: [node],
+                                  mounts: MountsFact(mounts: [readable, .init(mount: node, state: .missing)],
+                                                     nodeDirectories: ["/lab/node": .missing]))
             },
         ]
     }
@@ -37,27 +65,32 @@ public struct MountsReadable: Probe {
         let id = fact.host
         var findings: [Finding] = []
         var checked = 0
-        for mount in facts.deployment.mounts where mount.role != "data" {
-            var st = stat()
-            guard lstat(mount.host, &st) == 0 else {
+        for entry in facts.mounts.get().mounts {
+            let mount = entry.mount
+            switch entry.state {
+            case .missing:
                 if mount.role == "config" { continue }   // config.syntax reports a missing config
                 findings.append(.fail("mount-missing", "\(mount.host) (mounted at \(mount.container)) does not exist",
                                       at: Location(file: mount.host), fix: Remediation("Create it or correct --mount")))
                 continue
-            }
-            checked += 1
-            if (st.st_mode & S_IFMT) == S_IFDIR {
-                let requirements = TreeRequirements(root: [.listDirectory], rule: .init(directory: [.listDirectory], file: [.readFile]))
-                guard let audit = try? TreeScanner.audit(root: mount.host, identity: id, requirements: requirements,
-                                                         options: TreeAuditOptions(containerPath: mount.container)) else { continue }
+            case .failed(let why):
+                checked += 1
+                findings.append(.fail("mount-unreadable", "cannot tell whether uid \(id.uid) can read \(mount.host): \(why)",
+                                      at: Location(file: mount.host),
+                                      fix: Remediation("Run ezmsi as a user who can read \(mount.host) (e.g. with sudo), or fix its permissions")))
+            case .tree(let audit):
+                checked += 1
                 for (reason, count) in audit.reasonsByCount {
                     let first = audit.examples[reason]?.first ?? "."
                     findings.append(.fail("mount-denied", "\(count) \(reason.kind.rawValue)(s) of \(mount.host) cannot be \(reason.operation.verb == "read" ? "read" : "listed") by uid \(id.uid)",
                                           at: Location(file: first == "." ? mount.host : mount.host + "/" + first),
                                           fix: Remediation("Grant read access", commands: ["setfacl -R -m u:\(id.uid):rX \(ShellWords.quote(mount.host))"])))
                 }
-            } else if let decision = try? AccessEvaluator.evaluate(path: mount.host, operations: [.readFile], identity: id).decisions.first,
-                      !decision.allowed {
+            case .inode(let inode):
+                checked += 1
+                let operation: AccessOperation = inode.isDirectory ? .listDirectory : .readFile
+                let decision = AccessEvaluator.evaluate([operation], identity: id, inode: inode)[0]
+                guard !decision.allowed else { continue }
                 let what = mount.role == "config" ? "the config file" : mount.host
                 findings.append(.fail(mount.role == "config" ? "config-unreadable" : "mount-denied",
                                       "uid \(id.uid) cannot read \(what): \(decision)" + (mount.role == "config" ? " — OpenMSIStream would silently read it as empty" : ""),
@@ -73,28 +106,20 @@ public struct MountsReadable: Probe {
 }
 
 extension MountsReadable {
-    /// `[kafkacrypto]`: KafkaCrypto rewrites its node config and writes `<file>.tmp` beside it, so the node directory
-    /// must be on a mount (or it is lost with the container) and writable by the container's user.
+    /// `[kafkacrypto]`: the node directory must be on a mount (or it is lost with the container) and writable by the
+    /// container's user (`KafkaCryptoNode`).
     func kafkaCryptoFindings(_ facts: Facts, identity: ContainerIdentity) -> [Finding] {
-        guard case .success(let fact) = facts.config.get(), let section = fact.file.section("kafkacrypto") else { return [] }
-        // The three places OpenMSIStream looks for node_id, seen from inside the container (config dir, then cwd).
-        var candidates: [(container: String, line: Int)] = []
-        if let file = section.option("config_file") {
-            let value = file.raw.hasPrefix("file#") ? String(file.raw.dropFirst(5)) : file.raw
-            if value.hasPrefix("/") { candidates.append(((value as NSString).deletingLastPathComponent, file.line)) }
-        } else if let node = section.option("node_id") {
-            for base in [(ProgramTable.containerConfigPath as NSString).deletingLastPathComponent, Deployment.workingDirectory] {
-                candidates.append((base + "/" + node.raw, node.line))
-            }
-        }
+        guard case .success(let fact) = facts.config.get() else { return [] }
+        let candidates = KafkaCryptoNode.candidates(fact.file)
         guard let first = candidates.first else { return [] }
         let at = Location(file: fact.file.path, line: first.line)
         for candidate in candidates {
             guard let (host, mount) = facts.deployment.hostPath(forContainerPath: candidate.container), mount.role != "config" else { continue }
-            guard let decision = try? AccessEvaluator.evaluate(path: host, operations: [.createInDirectory], identity: identity).decisions.first else {
+            guard case .inode(let inode) = facts.mounts.get().nodeDirectories[host] ?? .missing else {
                 return [.fail("kafkacrypto-node-missing", "the KafkaCrypto node directory \(host) (\(candidate.container) in the container) does not exist",
                               at: at, fix: Remediation("Provision the node (ProvisionNode) into that folder"))]
             }
+            let decision = AccessEvaluator.evaluate([.createInDirectory], identity: identity, inode: inode)[0]
             if !decision.allowed || mount.readOnly {
                 return [.fail("kafkacrypto-node-readonly", "uid \(identity.uid) cannot write the KafkaCrypto node directory \(host): \(mount.readOnly ? "mounted read-only" : decision.description)",
                               at: at, fix: Remediation("KafkaCrypto rewrites its files there: grant write access",

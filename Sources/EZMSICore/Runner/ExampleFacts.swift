@@ -64,12 +64,13 @@ public enum ExampleFacts {
         user: String? = nil, imageName: String = "openmsi/openmsistream:latest",
         folder: String? = "/srv/scans", hostEnvironment: [String: String] = [:],
         identity: IdentityFact? = ExampleFacts.officialIdentity, folderFact: FolderFact? = .notConfigured,
-        configFile: String = "/lab/deploy/config.config"
+        configFile: String = "/lab/deploy/config.config", extraMounts: [Mount] = [], mounts: MountsFact = MountsFact(),
+        customImage: CustomImageFolder? = nil
     ) -> Facts {
         let words = (try? ShellWords.split(command)) ?? []
         let deployment = Deployment(
             directory: "/lab/deploy", envFile: "/lab/deploy/openmsi.env", configFile: configFile,
-            dataFolder: folder, image: imageName, user: user, extraMounts: [], command: words,
+            dataFolder: folder, image: imageName, user: user, extraMounts: extraMounts, command: words,
             containerName: "ezmsi-deploy", sources: [:], trackerPath: nil)
         let facts = Facts(deployment: deployment, environment: hostEnvironment, timeout: 1)
         if let cli { facts.dockerCLI.set(cli) }
@@ -77,6 +78,8 @@ public enum ExampleFacts {
         if let image { facts.image.set(image) }
         if let identity { facts.identity.set(.success(identity)) }
         if let folderFact { facts.folder.set(folderFact) }
+        facts.mounts.set(mounts)
+        facts.customImage.set(customImage.map { .present($0) } ?? .absent(path: deployment.directory + "/" + CustomImageLinter.folderName))
         if let env {
             facts.envFile.set(.success(EnvFileFact(file: EnvFileParser.parse(bytes: Array(env.utf8), path: deployment.envFile),
                                                    mode: envMode, bytes: Array(env.utf8))))

@@ -29,6 +29,13 @@ public struct ConfigFileFact: Sendable {
     }
 }
 
+/// The deployment's optional `custom_image/` folder (the Docker build context), read once.
+public enum CustomImageFact {
+    /// There is none (it is optional: the official image is used).
+    case absent(path: String)
+    case present(CustomImageFolder)
+}
+
 /// Everything the probes judge, gathered once and lazily: the first probe that needs a fact gathers it, the others
 /// wait for the same value. Gatherers are the only code that does I/O; probes are pure functions of these facts.
 public final class Facts: @unchecked Sendable {
@@ -50,6 +57,10 @@ public final class Facts: @unchecked Sendable {
     public let identity: Lazy<Result<IdentityFact, IdentityUnavailable>>
     /// The program's folder, audited for that identity.
     public let folder: Lazy<FolderFact>
+    /// `custom_image/` in the deployment folder, every file read.
+    public let customImage: Lazy<CustomImageFact>
+    /// The config file, the other mounts and the KafkaCrypto node directories, for that identity.
+    public let mounts: Lazy<MountsFact>
     /// `--prove`: what a real container could do in the folder.
     public let proof: Lazy<ProofFact>
     /// The `[broker]` bootstrap servers resolved, connected, TLS handshake done (broker.reachable).
@@ -101,6 +112,15 @@ public final class Facts: @unchecked Sendable {
         self.identity = identity
         let folder = Lazy { FolderGatherer.folder(deployment, command: command.get(), identity: identity.get()) }
         self.folder = folder
+        mounts = Lazy { MountGatherer.mounts(deployment, config: configFact.get(), identity: identity.get()) }
+        customImage = Lazy {
+            let folder = deployment.directory + "/" + CustomImageLinter.folderName
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+                return .absent(path: folder)
+            }
+            return .present(CustomImageFolder.disk(folder).snapshot())
+        }
         let flag = proveFlag
         proof = Lazy { ProofGatherer.prove(deployment, requested: flag.value, folder: folder.get(), engine: engine.get(),
                                            cli: cli.get(), environment: env, timeout: timeout) }
