@@ -12,7 +12,11 @@ public struct FolderProve: Probe {
 
     public var examples: [ProbeExample] {
         [
-            ProbeExample("not requested", expect: .skip) { ExampleFacts.make() },
+            ProbeExample("not requested", expect: .skip) {
+                let facts = ExampleFacts.make()
+                facts.proof.set(.notRequested)
+                return facts
+            },
             ProbeExample("container agrees: usable", expect: .pass) {
                 let facts = ExampleFacts.make(folderFact: ExampleFacts.auditedFolder(need: .writeTree) { chown($0, 1000, 1000) })
                 facts.proof.set(.ran(verdict: "OK", durationMs: 300))

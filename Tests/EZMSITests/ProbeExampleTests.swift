@@ -11,11 +11,27 @@ struct ProbeExampleTests {
     func example(_ index: Int) throws {
         let (id, example) = Self.cases[index]
         let probe = try #require(Catalogue.all.first { $0.id == id })
-        let outcome = try probe.check(example.facts())
+        let facts = example.facts()
+        let outcome = try probe.check(facts)
         #expect(outcome.status == example.expected, "\(id): \(example.name): got \(outcome.status) \(outcome.findings.map(\.code))")
+        // An example gives every fact its probe reads: none is gathered from this machine.
+        #expect(facts.unprovided.isEmpty, "\(id): \(example.name): reads facts it does not give: \(facts.unprovided)")
         if let code = example.expectedCode {
             #expect(outcome.findings.contains { $0.code == code }, "\(id): \(example.name): no finding \(code) in \(outcome.findings.map(\.code))")
         }
+    }
+
+    /// Example facts never fall back to this machine: a fact an example does not give reads as not gathered and is
+    /// named (the test above fails with that name).
+    @Test func factsAnExampleDoesNotGiveAreNamedNotGathered() {
+        let facts = ExampleFacts.make()
+        #expect(facts.unprovided.isEmpty)
+        let reach = facts.brokerReach.get()
+        if case .failure(let why) = reach.settings { #expect(why.reason.contains("brokerReach")) } else { Issue.record("\(reach)") }
+        _ = facts.brokerReach.get()
+        if case .notPossible(let why) = facts.proof.get() { #expect(why.contains("proof")) } else { Issue.record("proof") }
+        #expect(facts.unprovided == ["brokerReach", "proof"])
+        #expect(Facts(deployment: facts.deployment, environment: [:]).unprovided.isEmpty, "live facts gather")
     }
 
     @Test func everyProbeHasPassingAndTriggeringExamples() {

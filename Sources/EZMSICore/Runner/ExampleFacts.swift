@@ -72,7 +72,7 @@ public enum ExampleFacts {
             directory: "/lab/deploy", envFile: "/lab/deploy/openmsi.env", configFile: configFile,
             dataFolder: folder, image: imageName, user: user, extraMounts: extraMounts, command: words,
             containerName: "ezmsi-deploy", sources: [:], trackerPath: nil)
-        let facts = Facts(deployment: deployment, environment: hostEnvironment, timeout: 1)
+        let facts = Facts(deployment: deployment, environment: hostEnvironment, timeout: 1, gathering: .examplesOnly)
         if let cli { facts.dockerCLI.set(cli) }
         if let engine { facts.engine.set(engine) }
         if let image { facts.image.set(image) }

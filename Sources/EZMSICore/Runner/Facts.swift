@@ -74,56 +74,102 @@ public final class Facts: @unchecked Sendable {
     }
     private let proveFlag = Box(false)
 
-    public init(deployment: Deployment, environment: [String: String], timeout: Double = 10) {
+    /// How facts that nobody set are gathered.
+    public enum Gathering: Sendable {
+        /// From this machine: the docker engine, the files, the network.
+        case live
+        /// Not at all (probe examples): a fact the example did not set is named in `unprovided` and reads as not
+        /// gathered, so an example can never depend on this machine, nor do I/O without saying so.
+        case examplesOnly
+    }
+
+    /// The facts read without having been set, under `.examplesOnly` (the examples' test fails naming them).
+    public var unprovided: [String] { unprovidedLog.names }
+    private let unprovidedLog: UnprovidedFacts
+
+    public init(deployment: Deployment, environment: [String: String], timeout: Double = 10, gathering: Gathering = .live) {
         self.deployment = deployment
         self.environment = environment
         self.timeout = timeout
+        let log = UnprovidedFacts()
+        unprovidedLog = log
+        /// The live gatherer, or under `.examplesOnly` the placeholder (a "not given by the example" failure).
+        func gather<T>(_ name: String, _ placeholder: @escaping (String) -> T, _ live: @escaping () -> T) -> Lazy<T> {
+            guard gathering == .examplesOnly else { return Lazy(live) }
+            return Lazy {
+                log.add(name)
+                return placeholder("the example does not give the fact \(name)")
+            }
+        }
         let env = environment
-        let cli = Lazy { DockerGatherer.cli(environment: env, timeout: timeout) }
+        let cli = gather("dockerCLI", { DockerCLIFact(path: nil, version: nil, error: $0) }) {
+            DockerGatherer.cli(environment: env, timeout: timeout)
+        }
         dockerCLI = cli
-        let endpoint = Lazy { EndpointResolver.resolve(environment: env, home: env["HOME"]) }
+        let endpoint = gather("endpoint", { .failure(.invalidHost($0)) }) {
+            EndpointResolver.resolve(environment: env, home: env["HOME"])
+        }
         self.endpoint = endpoint
-        let engine = Lazy { DockerGatherer.engine(endpoint: endpoint.get(), cli: cli.get, environment: env, timeout: timeout) }
+        let engine = gather("engine", { .unreachable(nil, reason: $0, cause: .other, access: nil) }) {
+            DockerGatherer.engine(endpoint: endpoint.get(), cli: cli.get, environment: env, timeout: timeout)
+        }
         self.engine = engine
-        image = Lazy { DockerGatherer.image(deployment.image, engine: engine.get(), cli: cli.get, environment: env,
-                                            timeout: timeout) }
-        envFile = Lazy {
+        let image = gather("image", { .unknown($0) }) {
+            DockerGatherer.image(deployment.image, engine: engine.get(), cli: cli.get, environment: env, timeout: timeout)
+        }
+        self.image = image
+        let envFile = gather("envFile", { .failure(.unreadable(deployment.envFile, $0)) }) {
             FileReading.read(deployment.envFile).map {
                 EnvFileFact(file: EnvFileParser.parse(bytes: $0.bytes, path: deployment.envFile), mode: $0.mode, bytes: $0.bytes)
             }
         }
-        config = Lazy {
+        self.envFile = envFile
+        let config = gather("config", { .failure(.unreadable(deployment.configFile, $0)) }) {
             FileReading.read(deployment.configFile).map {
                 ConfigFileFact(file: ConfigParser.parse(bytes: $0.bytes, path: deployment.configFile), mode: $0.mode,
                                uid: $0.uid, gid: $0.gid)
             }
         }
-        tracker = Lazy { deployment.trackerPath.flatMap { (try? Tracker.load($0)) ?? nil } }
-        let command = Lazy { ProgramArgumentParser.parse(deployment.command) }
+        self.config = config
+        // No tracker.json is no I/O, so only a recorded one must be given.
+        tracker = deployment.trackerPath == nil ? Lazy { nil }
+            : gather("tracker", { _ in nil }) { deployment.trackerPath.flatMap { (try? Tracker.load($0)) ?? nil } }
+        let command = Lazy { ProgramArgumentParser.parse(deployment.command) }  // pure: always computed
         self.command = command
-        let (configFact, envFileFact) = (config, envFile)
-        let brokerReach = Lazy { BrokerGatherer.reach(BrokerSettingsResolver.resolve(
-            config: configFact.get(), envFile: envFileFact.get(), host: env, deployment: deployment), timeout: timeout) }
+        let notConfigured: (String) -> BrokerReachFact = { BrokerReachFact(settings: .failure(BrokerNotConfigured($0)), servers: []) }
+        let brokerReach = gather("brokerReach", notConfigured) {
+            BrokerGatherer.reach(BrokerSettingsResolver.resolve(config: config.get(), envFile: envFile.get(), host: env,
+                                                                deployment: deployment), timeout: timeout)
+        }
         self.brokerReach = brokerReach
-        brokerKafka = Lazy { BrokerGatherer.kafka(brokerReach.get(), topics: BrokerTopics.topics(for: command.get()), timeout: timeout) }
-        let image = self.image
-        let identity = Lazy { FolderGatherer.identity(deployment, image: image.get(), engine: engine.get(), cli: cli.get(),
-                                                      environment: env, timeout: timeout) }
+        brokerKafka = gather("brokerKafka", { BrokerKafkaFact(settings: .failure(BrokerNotConfigured($0)), server: nil, topics: []) }) {
+            BrokerGatherer.kafka(brokerReach.get(), topics: BrokerTopics.topics(for: command.get()), timeout: timeout)
+        }
+        let identity = gather("identity", { .failure(IdentityUnavailable($0)) }) {
+            FolderGatherer.identity(deployment, image: image.get(), engine: engine.get(), cli: cli.get(), environment: env,
+                                    timeout: timeout)
+        }
         self.identity = identity
-        let folder = Lazy { FolderGatherer.folder(deployment, command: command.get(), identity: identity.get()) }
+        let folder = gather("folder", { .failed(path: deployment.dataFolder ?? "", $0) }) {
+            FolderGatherer.folder(deployment, command: command.get(), identity: identity.get())
+        }
         self.folder = folder
-        mounts = Lazy { MountGatherer.mounts(deployment, config: configFact.get(), identity: identity.get()) }
-        customImage = Lazy {
-            let folder = deployment.directory + "/" + CustomImageLinter.folderName
+        mounts = gather("mounts", { _ in MountsFact() }) {
+            MountGatherer.mounts(deployment, config: config.get(), identity: identity.get())
+        }
+        let customImagePath = deployment.directory + "/" + CustomImageLinter.folderName
+        customImage = gather("customImage", { _ in .absent(path: customImagePath) }) {
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-                return .absent(path: folder)
+            guard FileManager.default.fileExists(atPath: customImagePath, isDirectory: &isDirectory), isDirectory.boolValue else {
+                return .absent(path: customImagePath)
             }
-            return .present(CustomImageFolder.disk(folder).snapshot())
+            return .present(CustomImageFolder.disk(customImagePath).snapshot())
         }
         let flag = proveFlag
-        proof = Lazy { ProofGatherer.prove(deployment, requested: flag.value, folder: folder.get(), engine: engine.get(),
-                                           cli: cli.get(), environment: env, timeout: timeout) }
+        proof = gather("proof", { .notPossible($0) }) {
+            ProofGatherer.prove(deployment, requested: flag.value, folder: folder.get(), engine: engine.get(),
+                                cli: cli.get(), environment: env, timeout: timeout)
+        }
     }
 
     /// The environment the container will see from the env-file (bare keys take the host's value).
@@ -131,4 +177,12 @@ public final class Facts: @unchecked Sendable {
         guard case .success(let fact) = envFile.get() else { return nil }
         return fact.file.resolved(host: environment)
     }
+}
+
+/// The names of facts read under `.examplesOnly` without having been set.
+final class UnprovidedFacts: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ name: String) { lock.lock(); if !list.contains(name) { list.append(name) }; lock.unlock() }
+    var names: [String] { lock.lock(); defer { lock.unlock() }; return list }
 }
