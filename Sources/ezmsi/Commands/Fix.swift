@@ -1,4 +1,5 @@
 import ArgumentParser
+import EZMSIChecks
 import EZMSICore
 import Foundation
 
@@ -17,7 +18,8 @@ struct Fix: ParsableCommand {
     @Option(help: "acl, chown or user.") var plan: PlanChoice = .acl
     @Flag(help: "Apply the plan (default: only show it).") var yes = false
     @Option(help: "human or json.") var format: OutputFormat = .human
-    @Option(help: "Seconds each probe may take.") var timeout: Double = 60
+    @OptionGroup var probeTimeout: ProbeTimeout
+    var timeout: Double { probeTimeout.timeout }
 
     enum PlanChoice: String, ExpressibleByArgument, CaseIterable { case acl, chown, user }
 
@@ -32,20 +34,20 @@ struct Fix: ParsableCommand {
 
     func run() throws {
         let resolved: Deployment
-        do { resolved = try deployment.resolve() } catch let e as InputError { inputFailure(e) }
+        do { resolved = try deployment.resolve() } catch let e as InputError { throw CLIError.input(e) }
         let facts = Facts(deployment: resolved, environment: ProcessInfo.processInfo.environment, timeout: timeout)
         guard let program = resolved.program, program.folderNeed == .readTreeWriteRoot || program.folderNeed == .writeTree else {
-            usageFailure("ezmsi fix needs a folder program (DataFileUploadDirectory or DataFileDownloadDirectory) after --, or in tracker.json")
+            throw CLIError.usage("ezmsi fix needs a folder program (DataFileUploadDirectory or DataFileDownloadDirectory) after --, or in tracker.json")
         }
         guard let folder = FolderGatherer.folderPath(resolved, facts.command.get()) else {
-            usageFailure("no folder to fix: pass --folder DIR")
+            throw CLIError.usage("no folder to fix: pass --folder DIR")
         }
         let identity: IdentityFact
         switch facts.identity.get() {
         case .success(let id): identity = id
         case .failure(let why):
             FileHandle.standardError.write(Data("ezmsi: cannot tell who the container runs as: \(why)\n".utf8))
-            throw ExitCode(Exit.failed)
+            throw CLIError.failed
         }
         let out = Output(scrubber: Secrets.scrubber(for: facts))
         let userPlan = "ezmsi command --user \"$(id -u):$(id -g)\" with HOME=\(ProgramTable.imageHome) in the env-file: " +
@@ -57,7 +59,7 @@ struct Fix: ParsableCommand {
                 plans = try FixPlanKind.allCases.map { try FolderFixer.plan(kind: $0, root: folder, identity: identity.host, need: program.folderNeed) }
             } catch let e as FixError {
                 out.stderr("ezmsi: cannot plan a fix for \(VisibleText.escape(folder)): \(VisibleText.escape(e.description))\n")
-                throw ExitCode(e.isRefusal ? Exit.input : Exit.failed)
+                throw e.isRefusal ? CLIError.refused : CLIError.failed
             }
             let report = Report(folder: folder, identity: identity.host.description, plans: plans, userPlan: userPlan, applied: nil, after: nil)
             if format == .json { out.stdout(JSONRenderer.render(report)); return }
@@ -97,10 +99,10 @@ struct Fix: ParsableCommand {
             var text = "ezmsi: the fix stopped: \(VisibleText.escape(stopped.reason))\n"
             if let j = stopped.journal { text += "  undo what was done with: ezmsi undo \(ShellWords.quote(j))\n" }
             out.stderr(text)
-            throw ExitCode(Exit.failed)
+            throw CLIError.failed
         } catch let e as FixError {
             out.stderr("ezmsi: \(VisibleText.escape(e.description))\n")
-            throw ExitCode(e.isRefusal ? Exit.input : Exit.failed)
+            throw e.isRefusal ? CLIError.refused : CLIError.failed
         }
         let skippedText = Self.skippedLines(outcome)
         if outcome.changed == 0 && outcome.journal.isEmpty && skippedText.isEmpty {
@@ -128,7 +130,7 @@ struct Fix: ParsableCommand {
             if !outcome.journal.isEmpty { head += "undo with: ezmsi undo \(ShellWords.quote(outcome.journal))\n" }
             out.stdout(head + "\n" + HumanRenderer.render(after, color: Terminal.wantsColor(fd: 1, environment: ProcessInfo.processInfo.environment)))
         }
-        throw ExitCode(after.summary.exitCode)
+        throw CLIError.exit(after.summary.exitCode)
     }
 
     /// What the fix did not change and why (names shown with control characters visible).
@@ -145,119 +147,5 @@ struct Fix: ParsableCommand {
         section("failed", o.failedCount, o.failures)
         section("not readable", o.unscannableCount, o.unscannable)
         return text
-    }
-}
-
-/// `ezmsi undo [JOURNAL]`: restores exactly what a fix changed.
-struct Undo: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Undo a fix from its journal (default: the newest fix of the deployment's folder).",
-        discussion: """
-            Restores each entry's owner, mode and ACLs as they were; entries that are not the journaled object any \
-            more are skipped and listed. With the deployment flags of the fix (or --folder), the newest fix of that \
-            folder is undone. A journal that someone else could have written, or a damaged one, is refused (exit 3) \
-            and nothing changes; an undo that could not restore everything exits 1, lists what is left, and can be \
-            run again.
-            """)
-
-    @Argument(help: "The journal `ezmsi fix --yes` printed.") var journal: String?
-    @OptionGroup var deployment: DeploymentOptions
-    @Flag(help: "List the journals (folder, time, entries, state).") var list = false
-    @Flag(name: .customLong("dry-run"), help: "Show what would be restored; change nothing.") var dryRun = false
-    @Flag(name: .customLong("accept-cut"), help: "The fix was killed while writing its journal: accept its cut last batch (never acted on).")
-    var acceptCut = false
-    @Option(help: "human or json.") var format: OutputFormat = .human
-
-    func run() throws {
-        let out = Output(scrubber: Secrets.Scrubber(secrets: []))
-        let directory = FolderFixer.defaultJournalDirectory(environment: ProcessInfo.processInfo.environment)
-        let summaries = FolderFixer.listJournals(in: directory)
-        if list {
-            if format == .json { out.stdout(JSONRenderer.render(summaries)); return }
-            if summaries.isEmpty { out.stdout("no journals in \(VisibleText.escape(directory))\n"); return }
-            var text = ""
-            for s in summaries {
-                text += "\(s.startedAt)  \(s.state.rawValue)  \(s.records) entr\(s.records == 1 ? "y" : "ies")  \(VisibleText.escape(s.root))\n"
-                text += "    \(VisibleText.escape(s.journal))" + (s.problem.map { "  (\(VisibleText.escape($0)))" } ?? "") + "\n"
-            }
-            out.stdout(text)
-            return
-        }
-        let path = try choose(summaries, directory: directory, out: out)
-        let outcome: UndoOutcome
-        do {
-            outcome = try FolderFixer.undo(journal: path, dryRun: dryRun, acceptCut: acceptCut)
-        } catch let e as FixError {
-            out.stderr("ezmsi: cannot undo \(VisibleText.escape(path)): \(VisibleText.escape(e.description))\n")
-            throw ExitCode(Exit.input)
-        }
-        if format == .json {
-            out.stdout(JSONRenderer.render(outcome))
-        } else {
-            var text: String
-            if outcome.alreadyUndone {
-                text = "\(VisibleText.escape(path)) was undone before: nothing to do\n"
-            } else {
-                let verb = dryRun ? "would restore" : "restored"
-                let entries = outcome.restored == 1 ? "entry" : "entries"
-                text = "\(verb) \(outcome.restored) \(entries) of \(VisibleText.escape(outcome.root)) from \(VisibleText.escape(path))"
-                if outcome.alreadyOriginal > 0 { text += " (\(outcome.alreadyOriginal) already as journaled)" }
-                if outcome.removedCreatedRoot { text += "; removed the folder the fix had created" }
-                text += "\n"
-            }
-            if outcome.interrupted && !outcome.alreadyUndone {
-                text += "  the fix did not finish (killed or stopped): restored what its journal records\n"
-            }
-            for s in outcome.skipped { text += "  skipped: \(VisibleText.escape(s))\n" }
-            for l in outcome.left { text += "  not restored: \(VisibleText.escape(l))\n" }
-            for u in outcome.untestable { text += "  could not test: \(u)\n" }
-            if !outcome.left.isEmpty {
-                text += "\(outcome.left.count) entr\(outcome.left.count == 1 ? "y is" : "ies are") left; the journal stays open: run the same ezmsi undo again\n"
-            }
-            out.stdout(text)
-        }
-        if !outcome.left.isEmpty { throw ExitCode(Exit.failed) }
-    }
-
-    /// The journal to undo: the argument; else the newest fix of the deployment's folder; else the only folder with
-    /// open journals (asked on a terminal when there are several).
-    private func choose(_ summaries: [JournalSummary], directory: String, out: Output) throws -> String {
-        if let journal { return Paths.absolute(journal, base: FileManager.default.currentDirectoryPath) }
-        let open = summaries.filter { $0.state == .open || $0.state == .interrupted }
-        let refused = summaries.filter { $0.state == .refused }.count
-        let refusedNote = refused == 0 ? "" : "; \(refused) journal\(refused == 1 ? " is" : "s are") refused (ezmsi undo --list says why)"
-        var folder: String?
-        if deployment.folder != nil || deployment.deployment != nil || !deployment.command.isEmpty {
-            let resolved: Deployment
-            do { resolved = try deployment.resolve() } catch let e as InputError { inputFailure(e) }
-            let facts = Facts(deployment: resolved, environment: ProcessInfo.processInfo.environment, timeout: 10)
-            folder = FolderGatherer.folderPath(resolved, facts.command.get()).map { FolderFixer.absolutePath($0) }
-        }
-        if let folder {
-            guard let newest = open.filter({ $0.root == folder }).max(by: { $0.startedAt < $1.startedAt }) else {
-                out.stderr("ezmsi: no open fix journal for \(VisibleText.escape(folder)) in \(VisibleText.escape(directory))\(refusedNote) (ezmsi undo --list shows them)\n")
-                throw ExitCode(Exit.input)
-            }
-            return newest.journal
-        }
-        let folders = Array(Set(open.map(\.root))).sorted()
-        if folders.isEmpty {
-            out.stderr("ezmsi: no open fix journal in \(VisibleText.escape(directory)): nothing to undo\(refusedNote)\n")
-            throw ExitCode(Exit.input)
-        }
-        func newest(_ f: String) -> String { open.filter { $0.root == f }.max(by: { $0.startedAt < $1.startedAt })!.journal }
-        if folders.count == 1 { return newest(folders[0]) }
-        var text = "open fix journals exist for \(folders.count) folders:\n"
-        for (k, f) in folders.enumerated() { text += "  \(k + 1). \(VisibleText.escape(f))\n" }
-        guard isatty(0) == 1 && isatty(1) == 1 else {
-            out.stderr(text + "name one: ezmsi undo --folder DIR (or the journal's path)\n")
-            throw ExitCode(Exit.usage)
-        }
-        out.stdout(text + "which one? ")
-        guard let answer = readLine(), let k = Int(answer.trimmingCharacters(in: .whitespaces)), k >= 1, k <= folders.count else {
-            out.stderr("ezmsi: no folder chosen; nothing changed\n")
-            throw ExitCode(Exit.usage)
-        }
-        return newest(folders[k - 1])
     }
 }
