@@ -27,11 +27,11 @@ enum CLIError: Error {
     func report() -> Int32 {
         switch self {
         case .usage(let message):
-            if let message { FileHandle.standardError.write(Data("Error: \(message)\n".utf8)) }
+            if let message { Output.beforeFacts.stderr("Error: \(message)\n") }
             return Exit.usage
         case .input(let error):
             // File names and quoted input are outside text: each line with its control characters visible.
-            FileHandle.standardError.write(Data("ezmsi: \(VisibleText.escapeEachLine(error.description))\n".utf8))
+            Output.beforeFacts.stderr("ezmsi: \(VisibleText.escapeEachLine(error.description))\n")
             return Exit.input
         case .refused: return Exit.input
         case .failed: return Exit.failed

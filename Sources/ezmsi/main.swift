@@ -31,7 +31,7 @@ do {
 } catch {
     let code = Ezmsi.exitCode(for: error)
     if code == .validationFailure {
-        FileHandle.standardError.write(Data((Ezmsi.fullMessage(for: error) + "\n").utf8))
+        Output.beforeFacts.stderr(Ezmsi.fullMessage(for: error) + "\n")
         exit(Exit.usage)
     }
     Ezmsi.exit(withError: error)

@@ -39,4 +39,17 @@ struct HouseRulesTests {
         }
         #expect(declarations.count == 1 && declarations[0].hasPrefix("Sources/ezmsi/Options/"), "\(declarations)")
     }
+
+    /// Every byte the CLI prints goes through `Output`, whose scrubber is the last line of defence for secrets.
+    @Test func everyWriteGoesThroughOutput() {
+        let writes = ["print(", "FileHandle.standardOutput", "FileHandle.standardError", "fputs(", "putchar("]
+        var offenders: [String] = []
+        for (path, text) in Self.swiftFiles(under: ["Sources/ezmsi"]) where path != "Sources/ezmsi/Support/Output.swift" {
+            for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+            where writes.contains(where: { line.contains($0) }) && !line.trimmingCharacters(in: .whitespaces).hasPrefix("//") {
+                offenders.append("\(path):\(n + 1): \(line.trimmingCharacters(in: .whitespaces))")
+            }
+        }
+        #expect(offenders.isEmpty, "writes that bypass Output:\n\(offenders.joined(separator: "\n"))")
+    }
 }

@@ -16,15 +16,16 @@ struct Checks: ParsableCommand {
 
     func run() throws {
         let entries = Catalogue.all.map { Entry(id: $0.id, title: $0.title, dependsOn: $0.dependsOn, rationale: $0.rationale) }
+        let out = Output.beforeFacts
         switch format {
         case .json:
-            print(JSONRenderer.render(["schemaVersion": AnyEncodable(Report.schemaVersion), "checks": AnyEncodable(entries)]), terminator: "")
+            out.stdout(JSONRenderer.render(["schemaVersion": AnyEncodable(Report.schemaVersion), "checks": AnyEncodable(entries)]))
         case .human:
             let width = entries.map(\.id.count).max() ?? 0
             for e in entries {
                 let deps = e.dependsOn.isEmpty ? "" : "  (after \(e.dependsOn.joined(separator: ", ")))"
-                print("\(e.id.padding(toLength: width + 2, withPad: " ", startingAt: 0))\(e.title)\(deps)")
-                print(String(repeating: " ", count: width + 2) + e.rationale)
+                out.stdout("\(e.id.padding(toLength: width + 2, withPad: " ", startingAt: 0))\(e.title)\(deps)\n")
+                out.stdout(String(repeating: " ", count: width + 2) + e.rationale + "\n")
             }
         }
     }

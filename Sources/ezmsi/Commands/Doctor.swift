@@ -50,7 +50,7 @@ struct Doctor: ParsableCommand {
             attempt += 1
         }
         if retryUntil != nil {
-            FileHandle.standardError.write(Data("ezmsi: \(report.summary.exitCode == 0 ? "passed" : "still failing") after \(attempt) attempt\(attempt == 1 ? "" : "s")\n".utf8))
+            Output.beforeFacts.stderr("ezmsi: \(report.summary.exitCode == 0 ? "passed" : "still failing") after \(attempt) attempt\(attempt == 1 ? "" : "s")\n")
         }
         let out = Output(scrubber: Secrets.scrubber(for: facts))
         out.stdout(format.render(report, scrubber: out.scrubber))  // scrubbed twice: DoctorFormat.swift

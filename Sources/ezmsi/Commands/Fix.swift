@@ -46,7 +46,7 @@ struct Fix: ParsableCommand {
         switch facts.identity.get() {
         case .success(let id): identity = id
         case .failure(let why):
-            FileHandle.standardError.write(Data("ezmsi: cannot tell who the container runs as: \(why)\n".utf8))
+            Output(scrubber: Secrets.scrubber(for: facts)).stderr("ezmsi: cannot tell who the container runs as: \(VisibleText.escapeEachLine(why.description))\n")
             throw CLIError.failed
         }
         let out = Output(scrubber: Secrets.scrubber(for: facts))

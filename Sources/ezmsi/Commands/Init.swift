@@ -18,8 +18,9 @@ struct Init: ParsableCommand {
         let target = Paths.absolute(Paths.expandHome(directory), base: FileManager.default.currentDirectoryPath)
         do {
             let written = try Scaffold.write(program: spec, directory: target)
-            for path in written { print("created \(path)") }
-            print("next: fill in \(target)/openmsi.env, then run: ezmsi doctor --deployment \(ShellWords.quote(target))")
+            let out = Output.beforeFacts
+            for path in written { out.stdout("created \(VisibleText.escape(path))\n") }
+            out.stdout("next: fill in \(VisibleText.escape(target))/openmsi.env, then run: ezmsi doctor --deployment \(ShellWords.quote(target))\n")
         } catch let e as InputError { throw CLIError.input(e) }
     }
 }

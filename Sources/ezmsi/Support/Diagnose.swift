@@ -25,7 +25,8 @@ func diagnose(_ deployment: Deployment, selection: RunOptions, prove: Bool = fal
         for entry in applied.unused {
             // The file's words are outside text: shown with control characters visible.
             let what = VisibleText.escape(entry.probe + (entry.finding.map { " " + $0 } ?? ""))
-            FileHandle.standardError.write(Data("ezmsi: note: \(VisibleText.escape(acknowledgements.path)):\(entry.line): acknowledges \(what), which found nothing to acknowledge; remove it\n".utf8))
+            Output(scrubber: Secrets.scrubber(for: facts)).stderr(
+                "ezmsi: note: \(VisibleText.escape(acknowledgements.path)):\(entry.line): acknowledges \(what), which found nothing to acknowledge; remove it\n")
         }
     }
     let ms = Double(DispatchTime.now().uptimeNanoseconds - clock.uptimeNanoseconds) / 1_000_000
