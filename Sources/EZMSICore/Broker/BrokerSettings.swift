@@ -234,7 +234,7 @@ public enum BrokerTopics {
             }
         }
         switch program.role {
-        case .producer where name == "DataFileUploadDirectory":
+        case .producer where program.startsConsumerGroup:
             add(propagated("producer_topic_name"), "the topic \(name) produces to", lookedUp: false)
             add(propagated("consumer_topic_name"), "the topic \(name)'s consumer group looks up at start-up", lookedUp: true)
         case .producer:

@@ -70,7 +70,22 @@ public struct ProgramSpec: Sendable {
     /// Needs a terminal (`-it`).
     public var interactive: Bool
 
+    /// The file the program appends its log to, relative to its folder (reference/openmsistream.md §3); its folder's
+    /// first component is created by the program when it is a subfolder (DataFileUploadDirectory's `LOGS/`).
+    public var logFile: String? = nil
+    /// A producer that also starts a consumer group looking up `consumer_topic_name` at start-up (DataFileUploadDirectory).
+    public var startsConsumerGroup = false
+
     public func option(named name: String) -> ProgramArgument? { options.first { $0.name == name } }
+
+    /// The folder `logFile` is in (nil: the program's folder itself).
+    public var logFolder: String? {
+        guard let logFile, let slash = logFile.lastIndex(of: "/") else { return nil }
+        return String(logFile[..<slash])
+    }
+
+    /// `logFile`'s name.
+    public var logFileName: String? { logFile.map { String($0.split(separator: "/").last ?? Substring($0)) } }
 
     public var configDefault: String { option(named: "config")?.defaultValue ?? "test" }
 }
@@ -136,14 +151,16 @@ public enum ProgramTable {
             ] + threads,
             requiredSections: ["broker", "producer"], optionalSections: ["heartbeat", "log", "kafkacrypto", "consumer"],
             requiredValues: producerValues, brokerKeysFeedKafkaPython: true,
-            folderNeed: .readTreeWriteRoot, readsConfig: true, interactive: false),
+            folderNeed: .readTreeWriteRoot, readsConfig: true, interactive: false,
+            logFile: "LOGS/DataFileUploadDirectory.log", startsConsumerGroup: true),
         ProgramSpec(
             name: "DataFileDownloadDirectory", role: .consumer, summary: "Reconstruct files from a topic into a folder",
             positionals: [.init("output_dir", .createDirectory)],
             options: logger + config + topic + groups + heartbeatsAndLogs + [downloadRegex] + threads,
             requiredSections: consumerSections, optionalSections: ["producer", "heartbeat", "log", "kafkacrypto"],
             requiredValues: consumerValues, brokerKeysFeedKafkaPython: true,
-            folderNeed: .writeTree, readsConfig: true, interactive: false),
+            folderNeed: .writeTree, readsConfig: true, interactive: false,
+            logFile: "DataFileDownloadDirectory.log"),
         ProgramSpec(
             name: "S3TransferStreamProcessor", role: .processor, summary: "Copy files from a topic to an S3 bucket",
             positionals: [.init("bucket_name", .bucketName)],
@@ -189,6 +206,15 @@ public enum ProgramTable {
     ]
 
     public static func program(named name: String) -> ProgramSpec? { all.first { $0.name == name } }
+
+    /// The program with this folder need (each tree need belongs to one program).
+    public static func program(withNeed need: FolderNeed) -> ProgramSpec? { all.first { $0.folderNeed == need } }
+
+    /// DataFileUploadDirectory's log folder and file, DataFileDownloadDirectory's log file (the folder-proof script and
+    /// the tree rules name them).
+    static var uploadLogFolder: String { program(withNeed: .readTreeWriteRoot)!.logFolder! }
+    static var uploadLogName: String { program(withNeed: .readTreeWriteRoot)!.logFileName! }
+    static var downloadLogName: String { program(withNeed: .writeTree)!.logFileName! }
 
     /// Section names OpenMSIStream reads anywhere; any other section is never read.
     public static let knownSections = ["broker", "producer", "consumer", "heartbeat", "log", "kafkacrypto", "s3"]

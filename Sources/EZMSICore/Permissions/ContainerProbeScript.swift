@@ -47,6 +47,11 @@ public enum ContainerProbeScript {
 set -u
 set -f          # no globbing of file names taken from `ls`
 
+# What the programs write into their folder (ezmsi's program table).
+logs_dir='\#(ProgramTable.uploadLogFolder)'
+upload_log='\#(ProgramTable.uploadLogName)'
+download_log='\#(ProgramTable.downloadLogName)'
+
 single=
 if [ "${1:-}" = --single ]; then
     single=yes
@@ -106,19 +111,19 @@ try_create_file() {
 # upload: LOGS must be creatable in data, or writable if it exists.
 check_logs() {
     local lp
-    lp=$data/LOGS
+    lp=$data/$logs_dir
     if [ -L "$lp" ]; then
-        fail create LOGS
+        fail create "$logs_dir"
     elif [ -e "$lp" ]; then
         if [ -d "$lp" ]; then
-            try_create_file "$lp" || fail create LOGS
+            try_create_file "$lp" || fail create "$logs_dir"
             # The program appends to its log file there (Python logging opens it with "a"). A subshell: a failed redirection
             # of a special built-in would end the script itself.
-            if [ -f "$lp/DataFileUploadDirectory.log" ] && [ ! -L "$lp/DataFileUploadDirectory.log" ]; then
-                ( : >> "$lp/DataFileUploadDirectory.log" ) 2>/dev/null || fail write LOGS/DataFileUploadDirectory.log
+            if [ -f "$lp/$upload_log" ] && [ ! -L "$lp/$upload_log" ]; then
+                ( : >> "$lp/$upload_log" ) 2>/dev/null || fail write "$logs_dir/$upload_log"
             fi
         else
-            fail create LOGS
+            fail create "$logs_dir"
         fi
     elif mkdir -- "$lp" 2>/dev/null; then
         rmdir -- "$lp" 2>/dev/null || warn "could not remove $lp"
@@ -145,9 +150,9 @@ visit() { # rel
             return
         fi
         # The program appends to its log file in the folder (Python logging opens it with "a").
-        if [ "$rel" = . ] && [ -f "$data/DataFileDownloadDirectory.log" ] && [ ! -L "$data/DataFileDownloadDirectory.log" ]; then
-            if ! ( : >> "$data/DataFileDownloadDirectory.log" ) 2>/dev/null; then
-                fail write DataFileDownloadDirectory.log
+        if [ "$rel" = . ] && [ -f "$data/$download_log" ] && [ ! -L "$data/$download_log" ]; then
+            if ! ( : >> "$data/$download_log" ) 2>/dev/null; then
+                fail write "$download_log"
                 return
             fi
         fi

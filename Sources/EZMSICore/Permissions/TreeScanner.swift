@@ -41,14 +41,14 @@ public struct TreeRequirements: Sendable, Equatable {
             return TreeRequirements(
                 root: [.listDirectory, .createInDirectory],
                 rule: Rule(directory: [.listDirectory], file: [.readFile]),
-                subtrees: ["LOGS": Rule(directory: [.listDirectory, .createInDirectory], file: [.readFile],
-                                        namedFiles: ["DataFileUploadDirectory.log": [.readFile, .writeFile]])])
+                subtrees: [ProgramTable.uploadLogFolder: Rule(directory: [.listDirectory, .createInDirectory], file: [.readFile],
+                                                              namedFiles: [ProgramTable.uploadLogName: [.readFile, .writeFile]])])
         case .writeTree:
             // DataFileDownloadDirectory: creates files and subdirectories anywhere below, appends to its log in the root.
             return TreeRequirements(
                 root: [.listDirectory, .createInDirectory],
                 rule: Rule(directory: [.listDirectory, .createInDirectory], file: []),
-                rootFiles: ["DataFileDownloadDirectory.log": [.writeFile]])
+                rootFiles: [ProgramTable.downloadLogName: [.writeFile]])
         case .readFileWriteParent, .none:
             return nil
         }
