@@ -26,23 +26,38 @@ enum Repo {
 
 /// The real Docker engine started by scripts/test. With EZMSI_REQUIRE_DOCKER=1 (set by scripts/test and CI) a missing
 /// daemon fails the tests instead of skipping them, so these tests cannot pass vacuously.
+/// The one helper for it: every suite reaches the daemon through here.
 enum TestDocker {
+    /// `EZMSI_TEST_DOCKER_HOST`, else the socket scripts/test starts the daemon on.
     static var host: String? {
         let env = ProcessInfo.processInfo.environment
-        return env["EZMSI_TEST_DOCKER_HOST"].flatMap { $0.isEmpty ? nil : $0 }
+        if let h = env["EZMSI_TEST_DOCKER_HOST"], !h.isEmpty { return h }
+        let socket = "/tmp/ezmsi-ci/docker.sock"
+        var st = stat()
+        if stat(socket, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK { return "unix://" + socket }
+        return nil
     }
     static let image = ProcessInfo.processInfo.environment["EZMSI_FIXTURE_IMAGE"] ?? "openmsi/openmsistream:latest"
     static var required: Bool { ProcessInfo.processInfo.environment["EZMSI_REQUIRE_DOCKER"] == "1" }
     static var available: Bool { host != nil || required }
 
-    /// Runs the docker CLI against the test daemon.
-    static func run(_ args: [String], extraEnv: [String: String] = [:], timeout: Double = 60) throws -> ProcessOutput {
-        guard let host else { throw TestFailure("EZMSI_TEST_DOCKER_HOST is not set: run the suite through scripts/test") }
+    /// This process's environment with DOCKER_HOST set to the test daemon.
+    static var environment: [String: String] {
         var env = ProcessInfo.processInfo.environment
-        env["DOCKER_HOST"] = host
+        if let host { env["DOCKER_HOST"] = host }
+        return env
+    }
+
+    static var cli: String { Subprocess.which("docker", path: ProcessInfo.processInfo.environment["PATH"]) ?? "/usr/bin/docker" }
+
+    /// Runs the docker CLI against the test daemon.
+    static func run(_ args: [String], extraEnv: [String: String] = [:], timeout: Double = 120) throws -> ProcessOutput {
+        guard host != nil else {
+            throw TestFailure("no test docker daemon (EZMSI_TEST_DOCKER_HOST unset, /tmp/ezmsi-ci/docker.sock missing): run the suite through scripts/test")
+        }
+        var env = environment
         for (k, v) in extraEnv { env[k] = v }
-        return try Subprocess.run(Subprocess.which("docker", path: env["PATH"]) ?? "/usr/bin/docker", args,
-                                  environment: env, timeout: timeout)
+        return try Subprocess.run(cli, args, environment: env, timeout: timeout)
     }
 }
 

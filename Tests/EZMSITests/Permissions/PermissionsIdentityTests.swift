@@ -116,8 +116,8 @@ import Testing
     }
 
     /// The real image, read without running it; the second load comes from the cache.
-    @Test(.enabled(if: PermDocker.available)) func readsUsersOutOfTheRealImageAndCaches() throws {
-        let inspect = try PermDocker.run(["image", "inspect", "--format", "{{.Id}}|{{.Config.User}}", PermDocker.image])
+    @Test(.enabled(if: TestDocker.available)) func readsUsersOutOfTheRealImageAndCaches() throws {
+        let inspect = try TestDocker.run(["image", "inspect", "--format", "{{.Id}}|{{.Config.User}}", TestDocker.image])
         try #require(inspect.status == 0, "\(inspect.stderr)")
         let fields = inspect.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|", omittingEmptySubsequences: false)
         let imageID = String(fields[0])
@@ -126,12 +126,12 @@ import Testing
         let dir = ImageUserGatherer.cacheDirectory(environment: ["XDG_CACHE_HOME": cache.path])!
         #expect(dir == cache.path + "/ezmsi/images")
 
-        let before = try PermDocker.run(["ps", "-a", "-q", "--filter", "label=ezmsi.purpose=read-image-users"])
-        let first = try ImageUserGatherer.load(imageID: imageID, docker: PermDocker.cli, environment: PermDocker.environment,
+        let before = try TestDocker.run(["ps", "-a", "-q", "--filter", "label=ezmsi.purpose=read-image-users"])
+        let first = try ImageUserGatherer.load(imageID: imageID, docker: TestDocker.cli, environment: TestDocker.environment,
                                                cacheDirectory: dir)
         #expect(!first.cached)
         #expect(first.files.passwd?.contains("openmsi:x:1000:1000:") == true)
-        let after = try PermDocker.run(["ps", "-a", "-q", "--filter", "label=ezmsi.purpose=read-image-users"])
+        let after = try TestDocker.run(["ps", "-a", "-q", "--filter", "label=ezmsi.purpose=read-image-users"])
         #expect(after.stdout == before.stdout, "the helper container is removed")
         let hex = imageID.replacingOccurrences(of: "sha256:", with: "")
         #expect(FileManager.default.fileExists(atPath: dir + "/\(hex).json"))
@@ -147,7 +147,7 @@ import Testing
         #expect(throws: IdentityError.noSuchUser("nosuchuser")) { try first.files.resolve(spec: "nosuchuser") }
 
         // The same answer docker gives when it really runs the image as that user.
-        let real = try PermDocker.run(["run", "--rm", "--network", "none", "--entrypoint", "id", PermDocker.image])
+        let real = try TestDocker.run(["run", "--rm", "--network", "none", "--entrypoint", "id", TestDocker.image])
         if real.status == 0 {
             #expect(real.stdout.contains("uid=1000") && real.stdout.contains("27"))
         }

@@ -105,31 +105,3 @@ struct PermRandom: RandomNumberGenerator {
     mutating func pick<T>(_ items: [T]) -> T { items[Int.random(in: 0..<items.count, using: &self)] }
 }
 
-/// The test daemon (scripts/test starts it; the brief's default path otherwise).
-enum PermDocker {
-    static var host: String? {
-        let env = ProcessInfo.processInfo.environment
-        if let h = env["EZMSI_TEST_DOCKER_HOST"], !h.isEmpty { return h }
-        let socket = "/tmp/ezmsi-ci/docker.sock"
-        var st = stat()
-        if stat(socket, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK { return "unix://" + socket }
-        return nil
-    }
-
-    static var required: Bool { ProcessInfo.processInfo.environment["EZMSI_REQUIRE_DOCKER"] == "1" }
-    static var available: Bool { host != nil || required }
-    static let image = ProcessInfo.processInfo.environment["EZMSI_FIXTURE_IMAGE"] ?? "openmsi/openmsistream:latest"
-
-    static var environment: [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        if let host { env["DOCKER_HOST"] = host }
-        return env
-    }
-
-    static var cli: String { Subprocess.which("docker", path: ProcessInfo.processInfo.environment["PATH"]) ?? "/usr/bin/docker" }
-
-    static func run(_ args: [String], timeout: Double = 120) throws -> ProcessOutput {
-        guard host != nil else { throw PermTestError("no test docker daemon (EZMSI_TEST_DOCKER_HOST unset, /tmp/ezmsi-ci/docker.sock missing)") }
-        return try Subprocess.run(cli, args, environment: environment, timeout: timeout)
-    }
-}
