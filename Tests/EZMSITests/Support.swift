@@ -95,15 +95,50 @@ func ezmsi(_ args: [String], env extra: [String: String] = [:], removing: [Strin
     return try Subprocess.run(executable, arguments, environment: env, timeout: timeout)
 }
 
-/// A temporary folder removed at the end of the test.
+/// A temporary folder under /tmp (0755, so every test uid can reach into it), removed at the end of the test with
+/// whatever a test left in it (mounts are unmounted, immutable flags cleared). The one scratch-folder helper.
 final class TempDir {
     let path: String
     init(_ name: String = "t") {
-        let base = FileManager.default.temporaryDirectory.path + "/ezmsi-test-\(name)-\(UUID().uuidString.prefix(8))"
-        try! FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
-        path = base
+        var template = Array("/tmp/ezmsi-test-\(name)-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed")
+        path = String(cString: template)
+        chmod(path, 0o755)
     }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    deinit {
+        if geteuid() == 0 {
+            _ = try? PermShell.run("/bin/sh", ["-c", "grep -o ' \(path)[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l; chattr -R -i \(path) 2>/dev/null; rm -rf \(path)"])
+        } else {
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+
+    /// A file made by this process (root in the suite) with `mode`; the parent must exist.
+    @discardableResult
+    func file(_ relative: String, mode: mode_t = 0o644, content: String = "") -> String {
+        let p = path + "/" + relative
+        let fd = open(p, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o600)
+        precondition(fd >= 0, "create \(p): \(String(cString: strerror(errno)))")
+        if !content.isEmpty { _ = content.withCString { Glibc.write(fd, $0, strlen($0)) } }
+        close(fd)
+        chmod(p, mode)
+        return p
+    }
+
+    /// A directory with `mode`; the parent must exist.
+    @discardableResult
+    func dir(_ relative: String, mode: mode_t = 0o755) -> String {
+        let p = path + "/" + relative
+        Glibc.mkdir(p, 0o700)
+        chmod(p, mode)
+        return p
+    }
+
+    func symlink(_ relative: String, to target: String) {
+        Glibc.symlink(target, path + "/" + relative)
+    }
 
     @discardableResult
     func write(_ name: String, _ content: String, mode: Int = 0o644) -> String {

@@ -19,7 +19,7 @@ import Testing
         let files = Int(env["EZMSI_BENCH_FILES"] ?? "") ?? 200_000
         let rounds = max(1, Int(env["EZMSI_BENCH_ROUNDS"] ?? "") ?? 2)
         let options = FixOptions(threads: Int(env["EZMSI_BENCH_THREADS"] ?? "") ?? TreeAuditOptions.defaultThreads)
-        let s = PermScratch("fix-bench")
+        let s = TempDir("fix-bench")
         let base: String
         if let existing = env["EZMSI_BENCH_TREE"], !existing.isEmpty {
             base = existing

@@ -37,7 +37,7 @@ import Testing
     /// is skipped and reported, for both plans.
     @Test(.enabled(if: PermShell.isRoot), arguments: FixPlanKind.allCases)
     func exchangeBeforeVerificationChangesNothingOutside(kind: FixPlanKind) throws {
-        let s = PermScratch("safety-exchange-\(kind.rawValue)")
+        let s = TempDir("safety-exchange-\(kind.rawValue)")
         let outside = s.dir("outside", mode: 0o755)
         let secret = s.file("outside/secret", mode: 0o600, content: "root's secret")
         let root = s.dir("data", mode: 0o777)
@@ -58,7 +58,7 @@ import Testing
     /// that was judged and journaled (through its descriptor), never on the one swapped in.
     @Test(.enabled(if: PermShell.isRoot), arguments: FixPlanKind.allCases)
     func exchangeAfterJournalStillChangesTheJudgedObject(kind: FixPlanKind) throws {
-        let s = PermScratch("safety-late-\(kind.rawValue)")
+        let s = TempDir("safety-late-\(kind.rawValue)")
         _ = s.dir("outside", mode: 0o755)
         let secret = s.file("outside/secret", mode: 0o600, content: "root's secret")
         let root = s.dir("data", mode: 0o777)
@@ -86,7 +86,7 @@ import Testing
     /// each is reported with why and what to do; undo leaves them too.
     @Test(.enabled(if: PermShell.isRoot), arguments: FixPlanKind.allCases)
     func refusesHardLinksSetuidFilesAndDevices(kind: FixPlanKind) throws {
-        let s = PermScratch("safety-refuse-\(kind.rawValue)")
+        let s = TempDir("safety-refuse-\(kind.rawValue)")
         _ = s.dir("outside", mode: 0o700)
         let shadow = s.file("outside/shadow", mode: 0o600, content: "root:$6$…")
         let root = s.dir("data", mode: 0o755)
@@ -122,7 +122,7 @@ import Testing
 
     /// The hard-link hint runs as printed and finds the other link, outside the folder. On a small tmpfs of its own,
     /// since the printed find searches the whole file system the file is on.
-    static func hardLinkHintRunsAsPrinted(_ s: PermScratch) throws {
+    static func hardLinkHintRunsAsPrinted(_ s: TempDir) throws {
         let fs = s.dir("smallfs", mode: 0o755)
         try PermShell.sh("mount -t tmpfs -o size=4m,mode=755 ezmsi-test \(PermShell.quote(fs))")
         defer { _ = try? PermShell.sh("umount \(PermShell.quote(fs))") }

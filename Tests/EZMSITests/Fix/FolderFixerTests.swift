@@ -19,7 +19,7 @@ import Testing
         return out.stdout
     }
 
-    static func journalDirectory(_ s: PermScratch) -> String { s.path + "/journals" }
+    static func journalDirectory(_ s: TempDir) -> String { s.path + "/journals" }
 
     /// Lines of a journal as JSON objects (with Foundation, independently of the fixer's own parser).
     static func journalObjects(_ path: String) throws -> [[String: Any]] {
@@ -79,7 +79,7 @@ import Testing
     /// An upload tree with most of what can go wrong: existing ACLs and masks, default ACLs, setgid and sticky
     /// directories, entries the uid owns, mode 000 files, a masked-out ACL, group entries, hard links, odd names,
     /// symlinks to an outside file and directory, a FIFO.
-    static func makeUploadTree(_ s: PermScratch) throws -> (root: String, outside: String) {
+    static func makeUploadTree(_ s: TempDir) throws -> (root: String, outside: String) {
         let outside = s.dir("outside", mode: 0o700)
         s.file("outside/secret", mode: 0o600, content: "secret")
         let root = s.dir("upload", mode: 0o750)
@@ -119,7 +119,7 @@ import Testing
     // MARK: Upload, ACL plan
 
     @Test(.enabled(if: PermShell.isRoot)) func uploadACLFixThenUndo() throws {
-        let s = PermScratch("fix-upload")
+        let s = TempDir("fix-upload")
         let (root, outside) = try Self.makeUploadTree(s)
         let before = try Self.dump(root)
         let outsideBefore = try Self.dump(outside)
@@ -249,7 +249,7 @@ import Testing
     /// getxattrat, no trusted change time, changes through the O_PATH descriptor and /proc/self/fd only): the same
     /// result.
     @Test(.enabled(if: PermShell.isRoot)) func fallbackSyscallsAndTinyBatches() throws {
-        let s = PermScratch("fix-fallback")
+        let s = TempDir("fix-fallback")
         let (root, outside) = try Self.makeUploadTree(s)
         let before = try Self.dump(root)
         let outsideBefore = try Self.dump(outside)
@@ -281,7 +281,7 @@ import Testing
     /// reads: every count, reason, example and ACL, on a tree with every kind of entry, for both plans.
     @Test(.enabled(if: PermShell.isRoot), arguments: [FixPlanKind.acl, .chown])
     func predictedAuditIsTheRealOne(kind: FixPlanKind) throws {
-        let s = PermScratch("fix-predict-\(kind.rawValue)")
+        let s = TempDir("fix-predict-\(kind.rawValue)")
         let (root, _) = try Self.makeUploadTree(s)
         // Entries that the fix refuses (set-uid, hard-linked) and leaves denied, and ones that need nothing.
         try PermShell.sh("cd \(PermShell.quote(root)) && : > a/suid && chmod 4700 a/suid && mkdir -m 755 open && : > open/ok && chmod 644 open/ok")
@@ -322,7 +322,7 @@ import Testing
     // MARK: Download
 
     @Test(.enabled(if: PermShell.isRoot)) func downloadACLFixThenUndo() throws {
-        let s = PermScratch("fix-download")
+        let s = TempDir("fix-download")
         let root = s.dir("out", mode: 0o755)
         try PermShell.sh("""
             set -e
@@ -358,7 +358,7 @@ import Testing
     // MARK: chown
 
     @Test(.enabled(if: PermShell.isRoot)) func chownFixThenUndo() throws {
-        let s = PermScratch("fix-chown")
+        let s = TempDir("fix-chown")
         let root = s.dir("data", mode: 0o755)
         try PermShell.sh("""
             set -e
@@ -408,7 +408,7 @@ import Testing
 
     // MARK: Killed midway
 
-    static func makeWideTree(_ s: PermScratch, dirs: Int = 12, files: Int = 40) throws -> String {
+    static func makeWideTree(_ s: TempDir, dirs: Int = 12, files: Int = 40) throws -> String {
         let root = s.dir("wide", mode: 0o750)
         try PermShell.sh("""
             set -e
@@ -427,7 +427,7 @@ import Testing
     /// The test hook aborts after N batches (as a kill between batches would): undo restores everything.
     @Test(.enabled(if: PermShell.isRoot), arguments: [1, 2])
     func killedBetweenBatchesIsUndone(threads: Int) throws {
-        let s = PermScratch("fix-kill")
+        let s = TempDir("fix-kill")
         let root = try Self.makeWideTree(s)
         let before = try Self.dump(root)
         struct Killed: Error {}
@@ -469,7 +469,7 @@ import Testing
     /// changed, and the records of entries not yet changed restore nothing (they already match).
     @Test(.enabled(if: PermShell.isRoot), arguments: [1, 2])
     func killedMidBatchIsUndone(threads: Int) throws {
-        let s = PermScratch("fix-midbatch")
+        let s = TempDir("fix-midbatch")
         let root = try Self.makeWideTree(s, dirs: 4, files: 50)
         let before = try Self.dump(root)
         struct Killed: Error {}
@@ -497,7 +497,7 @@ import Testing
 
     /// Entries journaled whose change failed (immutable files: EPERM even for root) are reported, and restore nothing.
     @Test(.enabled(if: PermShell.isRoot)) func failedChangesAreReportedAndRestoreNothing() throws {
-        let s = PermScratch("fix-midbatch")
+        let s = TempDir("fix-midbatch")
         let root = try Self.makeWideTree(s, dirs: 3, files: 30)
         let before = try Self.dump(root)
         // Simulate: journal everything (batch of all), but make only some changes, by making some fail on purpose:
@@ -515,7 +515,7 @@ import Testing
     // MARK: Missing root
 
     @Test(.enabled(if: PermShell.isRoot)) func missingRootIsCreatedAndUndoRemovesIt() throws {
-        let s = PermScratch("fix-missing")
+        let s = TempDir("fix-missing")
         let root = s.path + "/new-folder"
         let plan = try FolderFixer.plan(kind: .acl, root: root, identity: Self.openmsi, need: .writeTree)
         #expect(plan.willCreateRoot && plan.entriesToChange == 1 && plan.commands.contains { $0.hasPrefix("mkdir -m 0755 -- ") })
@@ -556,7 +556,7 @@ import Testing
     // MARK: Safety
 
     @Test(.enabled(if: PermShell.isRoot)) func staysOnTheFilesystemAndSkipsReplacedEntries() throws {
-        let s = PermScratch("fix-mount")
+        let s = TempDir("fix-mount")
         let root = s.dir("data", mode: 0o700)
         s.dir("data/mnt")
         s.file("data/a", mode: 0o600)
@@ -599,7 +599,7 @@ import Testing
     /// itself cannot list (0300) gets its owner bits before the walk enters it, so its content is fixed in the same
     /// run. A file that belongs to root is reported (EPERM) and the rest done. Runs this test binary as uid 1000.
     @Test(.enabled(if: PermShell.isRoot)) func nonRootOwnerFixesItsOwnTree() throws {
-        let s = PermScratch("fix-nonroot")
+        let s = TempDir("fix-nonroot")
         let mine = s.dir("mine", mode: 0o700)
         let mixed = s.dir("mixed", mode: 0o755)
         let journals = s.dir("journals", mode: 0o700)
@@ -654,7 +654,7 @@ import Testing
     }
 
     @Test(.enabled(if: PermShell.isRoot)) func latestJournalIsTheNewest() throws {
-        let s = PermScratch("fix-journals")
+        let s = TempDir("fix-journals")
         let dir = Self.journalDirectory(s)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         for (name, started) in [("fix-20240101-000000-5.jsonl", "2024-01-01T00:00:00.000Z"),

@@ -53,7 +53,7 @@ import Testing
         return b
     }
 
-    static func makeTree(_ s: PermScratch) throws -> String {
+    static func makeTree(_ s: TempDir) throws -> String {
         let root = s.dir("tree", mode: 0o750)
         try PermShell.sh("""
             set -e
@@ -65,7 +65,7 @@ import Testing
     }
 
     @Test(.enabled(if: PermShell.isRoot)) func mutatedJournalsNeverCrashAndRefusalsChangeNothing() throws {
-        let s = PermScratch("fuzz-journal")
+        let s = TempDir("fuzz-journal")
         var root = try Self.makeTree(s)
         let journals = s.path + "/journals"
         var outcome = try FolderFixer.apply(kind: .acl, root: root, identity: FolderFixerTests.openmsi, need: .readTreeWriteRoot,

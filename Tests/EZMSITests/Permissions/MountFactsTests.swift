@@ -7,7 +7,7 @@ import Testing
 /// The live gatherer behind `mounts.readable` (the probe itself only judges facts; its examples are in memory):
 /// real files, judged for uid 1000 as the kernel would.
 struct MountFactsTests {
-    private func facts(_ s: PermScratch, config: String, extra: [Mount], kafkaCrypto: String = "") -> Facts {
+    private func facts(_ s: TempDir, config: String, extra: [Mount], kafkaCrypto: String = "") -> Facts {
         let deployment = Deployment(directory: s.path, envFile: s.path + "/openmsi.env", configFile: config,
                                     dataFolder: nil, image: "openmsi/openmsistream:latest", user: nil, extraMounts: extra,
                                     command: ["DataFileUploadDirectory", "data"], containerName: "ezmsi-test", sources: [:],
@@ -20,7 +20,7 @@ struct MountFactsTests {
     }
 
     @Test(.enabled(if: PermShell.isRoot)) func unreadableConfigDeniedTreeAndAnUnjudgeableMountAreFindings() throws {
-        let s = PermScratch("mounts")
+        let s = TempDir("mounts")
         let config = s.file("config.config", mode: 0o600)
         let code = s.dir("code", mode: 0o755)
         s.file("code/secret.py", mode: 0o600)
@@ -45,7 +45,7 @@ struct MountFactsTests {
     }
 
     @Test(.enabled(if: PermShell.isRoot)) func kafkaCryptoNodeDirectoryOnAMountIsJudgedForWriting() throws {
-        let s = PermScratch("mounts-node")
+        let s = TempDir("mounts-node")
         let config = s.file("config.config", mode: 0o644)
         let node = s.dir("node", mode: 0o755)
         let facts = facts(s, config: config, extra: [Mount(host: node, container: "/home/openmsi/node")],

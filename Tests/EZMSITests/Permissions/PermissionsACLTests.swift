@@ -58,7 +58,7 @@ import Testing
     /// ACLs set with setfacl on real files and directories: the xattr decoder equals libacl (access and default),
     /// the text equals libacl's, and the encoder reproduces the kernel's bytes exactly.
     @Test(.enabled(if: PermShell.isRoot)) func decoderMatchesLibaclOnRealFiles() throws {
-        let scratch = PermScratch("codec")
+        let scratch = TempDir("codec")
         var rng = PermRandom(seed: 42)
         var script = ""
         var expected: [(path: String, isDir: Bool)] = []
@@ -101,7 +101,7 @@ import Testing
 
     /// Our writer (fsetxattr / lsetxattr) produces what getfacl reads back.
     @Test(.enabled(if: PermShell.isRoot)) func writerAgreesWithGetfacl() throws {
-        let scratch = PermScratch("writer")
+        let scratch = TempDir("writer")
         var rng = PermRandom(seed: 99)
         for i in 0..<40 {
             let p = i % 2 == 0 ? scratch.dir("d\(i)") : scratch.file("f\(i)")
@@ -149,7 +149,7 @@ import Testing
 
     /// A symlink's ACL is never its target's.
     @Test(.enabled(if: PermShell.isRoot)) func readDoesNotFollowSymlinks() throws {
-        let scratch = PermScratch("nofollow")
+        let scratch = TempDir("nofollow")
         let target = scratch.file("target")
         try PermShell.sh("setfacl -m u:1000:rwx \(target)")
         scratch.symlink("link", to: target)

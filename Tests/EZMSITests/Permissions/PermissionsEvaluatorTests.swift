@@ -119,7 +119,7 @@ import Testing
     /// Creates the cases, asks the kernel, asks the evaluator. Returns the number of checks and the mismatches.
     static func compare(_ cases: [Case], useOwnWriter: Bool) throws
         -> (checks: Int, mismatches: [Mismatch], kernel: [String: Bool]) {
-        let scratch = PermScratch("oracle")
+        let scratch = TempDir("oracle")
         var setup = ""
         var paths: [String] = []
         for (i, c) in cases.enumerated() {

@@ -101,7 +101,7 @@ import Testing
     }
 
     @Test func tarReaderTakesTheFirstRegularFile() throws {
-        let scratch = PermScratch("tar")
+        let scratch = TempDir("tar")
         scratch.file("passwd", content: Self.passwd)
         // A pax header first (long mtime precision), like docker's archives may have.
         try PermShell.sh("cd \(scratch.path) && tar --format=pax -cf a.tar passwd && tar --format=gnu -cf g.tar passwd")
@@ -122,7 +122,7 @@ import Testing
         let fields = inspect.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|", omittingEmptySubsequences: false)
         let imageID = String(fields[0])
         let configUser = fields.count > 1 ? String(fields[1]) : ""
-        let cache = PermScratch("cache")
+        let cache = TempDir("cache")
         let dir = ImageUserGatherer.cacheDirectory(environment: ["XDG_CACHE_HOME": cache.path])!
         #expect(dir == cache.path + "/ezmsi/images")
 

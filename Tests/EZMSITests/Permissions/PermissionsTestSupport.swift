@@ -2,46 +2,6 @@ import Foundation
 import Glibc
 @testable import EZMSICore
 
-/// A scratch folder under /tmp (0755, so every test uid can reach into it), removed at the end.
-final class PermScratch {
-    let path: String
-
-    init(_ name: String) {
-        var template = Array("/tmp/ezmsi-perm-\(name)-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(made != nil, "mkdtemp failed")
-        path = String(cString: template)
-        chmod(path, 0o755)
-    }
-
-    deinit {
-        // Unmount anything a test mounted inside, then remove as root.
-        _ = try? PermShell.run("/bin/sh", ["-c", "grep -o ' \(path)[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l; chattr -R -i \(path) 2>/dev/null; rm -rf \(path)"])
-    }
-
-    @discardableResult
-    func file(_ relative: String, mode: mode_t = 0o644, content: String = "") -> String {
-        let p = path + "/" + relative
-        let fd = open(p, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o600)
-        precondition(fd >= 0, "create \(p): \(String(cString: strerror(errno)))")
-        if !content.isEmpty { _ = content.withCString { write(fd, $0, strlen($0)) } }
-        close(fd)
-        chmod(p, mode)
-        return p
-    }
-
-    @discardableResult
-    func dir(_ relative: String, mode: mode_t = 0o755) -> String {
-        let p = path + "/" + relative
-        mkdir(p, 0o700)
-        chmod(p, mode)
-        return p
-    }
-
-    func symlink(_ relative: String, to target: String) {
-        Glibc.symlink(target, path + "/" + relative)
-    }
-}
 
 enum PermShell {
     struct Output {

@@ -13,7 +13,7 @@ import Testing
     }
 
     /// root (root:root 0755) with a readable dir, an unreadable nested file, a locked dir, LOGS and symlinks.
-    static func makeUploadTree(_ s: PermScratch) throws -> String {
+    static func makeUploadTree(_ s: TempDir) throws -> String {
         let root = s.dir("upload")
         s.dir("upload/a")
         s.file("upload/a/ok.csv", mode: 0o644)
@@ -34,7 +34,7 @@ import Testing
     }
 
     @Test(.enabled(if: PermShell.isRoot)) func uploadAuditCountsAndExplains() throws {
-        let s = PermScratch("tree")
+        let s = TempDir("tree")
         let root = try Self.makeUploadTree(s)
         let audit = try TreeScanner.audit(root: root, identity: Self.openmsi, need: .readTreeWriteRoot,
                                           options: Self.options(containerPath: "/home/openmsi/data"))
@@ -76,7 +76,7 @@ import Testing
 
     /// Kernels before 6.13 have no getxattrat: the lgetxattr-on-the-full-path route gives the same audit.
     @Test(.enabled(if: PermShell.isRoot)) func pathBasedACLReadsGiveTheSameAudit() throws {
-        let s = PermScratch("fallback")
+        let s = TempDir("fallback")
         let root = try Self.makeUploadTree(s)
         try PermShell.sh("setfacl -m u:1000:r-x \(root)/locked && setfacl -m u:1000:--- \(root)/a/ok.csv")
         let modern = try TreeScanner.audit(root: root, identity: Self.openmsi, need: .readTreeWriteRoot, options: Self.options())
@@ -90,7 +90,7 @@ import Testing
     }
 
     @Test(.enabled(if: PermShell.isRoot)) func grantingByACLMakesTheTreeClean() throws {
-        let s = PermScratch("grant")
+        let s = TempDir("grant")
         let root = try Self.makeUploadTree(s)
         // No symlinks while setfacl -R runs (it skips them anyway; belt and braces: some point at /etc).
         try PermShell.sh("find \(root) -type l -delete && setfacl -R -m u:1000:rwX,d:u:1000:rwX \(root)")
@@ -113,7 +113,7 @@ import Testing
     }
 
     @Test(.enabled(if: PermShell.isRoot)) func downloadNeedChecksEveryDirectoryForCreate() throws {
-        let s = PermScratch("download")
+        let s = TempDir("download")
         let root = s.dir("out", mode: 0o777)
         s.dir("out/run1", mode: 0o755)
         s.dir("out/run2", mode: 0o777)
@@ -131,7 +131,7 @@ import Testing
     }
 
     @Test(.enabled(if: PermShell.isRoot)) func staysOnTheRootFilesystem() throws {
-        let s = PermScratch("mount")
+        let s = TempDir("mount")
         let root = s.dir("data")
         s.dir("data/mnt")
         s.file("data/plain", mode: 0o644)
@@ -154,7 +154,7 @@ import Testing
 
     /// A tree deeper than the descriptor cap: re-opened by path (component by component, O_NOFOLLOW), nothing lost.
     @Test(.enabled(if: PermShell.isRoot)) func deepTreesStayUnderTheDescriptorCap() throws {
-        let s = PermScratch("deep")
+        let s = TempDir("deep")
         let root = s.dir("deep")
         var script = "cd \(root)"
         for level in 0..<120 {
@@ -190,7 +190,7 @@ import Testing
 
     /// Parallel and single-threaded audits agree on every count.
     @Test(.enabled(if: PermShell.isRoot)) func parallelAuditEqualsSequential() throws {
-        let s = PermScratch("parallel")
+        let s = TempDir("parallel")
         let root = s.dir("tree")
         var rng = PermRandom(seed: 11)
         var script = "cd \(root)\n"
@@ -225,7 +225,7 @@ import Testing
 
     /// The root path itself may be a symlink (Docker resolves bind sources); nothing below is followed.
     @Test(.enabled(if: PermShell.isRoot)) func rootSymlinkIsResolvedButInnerOnesAreNot() throws {
-        let s = PermScratch("rootlink")
+        let s = TempDir("rootlink")
         s.dir("real")
         s.file("real/f", mode: 0o644)
         s.symlink("alias", to: "real")
@@ -252,7 +252,7 @@ import Testing
     }
 
     @Test(.enabled(if: PermShell.isRoot)) func visitorSeesACLsAndCanStop() throws {
-        let s = PermScratch("visitor")
+        let s = TempDir("visitor")
         let root = s.dir("v")
         s.dir("v/sub")
         s.file("v/sub/f")
@@ -289,12 +289,12 @@ import Testing
     func benchmarkAgainstFindAndGetfacl() throws {
         let env = ProcessInfo.processInfo.environment
         let files = Int(env["EZMSI_BENCH_FILES"] ?? "") ?? 200_000
-        var scratch: PermScratch?
+        var scratch: TempDir?
         let root: String
         if let existing = env["EZMSI_BENCH_TREE"], !existing.isEmpty {
             root = existing
         } else {
-            let s = PermScratch("bench")
+            let s = TempDir("bench")
             scratch = s
             root = s.path + "/tree"
             let perDir = max(1, files / 200)
