@@ -480,12 +480,20 @@ final class FixVisitor: TreeVisitor {
         return change
     }
 
-    /// The extended attribute bytes of `acl`, remembered for the last ACL written of each kind (see `decide`).
-    private func encoded(_ acl: FileACL, isDefault: Bool) -> [UInt8] {
+    /// The extended attribute bytes of `acl`, remembered for the last ACL written of each kind (see `decide`); nil
+    /// when libacl's `acl_valid` refuses it (then nothing is written).
+    private func encoded(_ acl: FileACL, isDefault: Bool) -> [UInt8]? {
         if let last = isDefault ? lastDefaultBytes : lastAccessBytes, last.acl == acl { return last.bytes }
-        let bytes = acl.xattr
+        guard let bytes = Self.validatedXattr(acl) else { return nil }
         if isDefault { lastDefaultBytes = (acl, bytes) } else { lastAccessBytes = (acl, bytes) }
         return bytes
+    }
+
+    /// `acl` as the xattr bytes to write, once libacl's `acl_valid` accepts it (the kernel's rules, checked by the
+    /// library the users' own tools use); nil otherwise. The raw codec stays on the hot path: this runs once per
+    /// distinct ACL (`encoded` remembers the last one).
+    static func validatedXattr(_ acl: FileACL) -> [UInt8]? {
+        acl.libaclValid ? acl.xattr : nil
     }
 
     /// What the entry's attributes will be once `change` is made, as the kernel makes it: chown keeps the mode of a
@@ -747,7 +755,8 @@ final class FixVisitor: TreeVisitor {
             if e != 0 { return "chown: " + String(cString: strerror(e)) }
         }
         if let a = c.access {
-            let e = encoded(a, isDefault: false).withUnsafeBytes { h.setXattr(Xattr.accessName, $0) }
+            guard let bytes = encoded(a, isDefault: false) else { return "set ACL: acl_valid refuses \(a.text)" }
+            let e = bytes.withUnsafeBytes { h.setXattr(Xattr.accessName, $0) }
             if e != 0 { return "set ACL: " + String(cString: strerror(e)) }
         }
         if let m = c.mode {
@@ -755,7 +764,8 @@ final class FixVisitor: TreeVisitor {
             if e != 0 { return "chmod: " + String(cString: strerror(e)) }
         }
         if let d = c.defaultACL {
-            let e = encoded(d, isDefault: true).withUnsafeBytes { h.setXattr(Xattr.defaultName, $0) }
+            guard let bytes = encoded(d, isDefault: true) else { return "set default ACL: acl_valid refuses \(d.text)" }
+            let e = bytes.withUnsafeBytes { h.setXattr(Xattr.defaultName, $0) }
             if e != 0 { return "set default ACL: " + String(cString: strerror(e)) }
         }
         return nil

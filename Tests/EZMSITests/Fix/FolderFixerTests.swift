@@ -227,6 +227,25 @@ import Testing
         #expect(try Self.journalObjects(outcome.journal).last?["undone"] as? Bool == true)
     }
 
+    /// Every ACL the fix is about to write passes libacl's `acl_valid` first; one it refuses is not written.
+    @Test func aclsAreValidatedByLibaclBeforeTheyAreWritten() {
+        let rw = Perm(rawValue: 6), r = Perm(rawValue: 4), none = Perm(rawValue: 0)
+        let minimal = FileACL(entries: [ACLEntry(.userObj, rw), ACLEntry(.groupObj, r), ACLEntry(.other, none)])
+        let granted = FileACL(entries: [ACLEntry(.userObj, rw), ACLEntry(.user(1000), r), ACLEntry(.groupObj, r),
+                                        ACLEntry(.mask, r), ACLEntry(.other, none)])
+        #expect(FixVisitor.validatedXattr(minimal) == minimal.xattr)
+        #expect(FixVisitor.validatedXattr(granted) == granted.xattr)
+        let noMask = FileACL(entries: [ACLEntry(.userObj, rw), ACLEntry(.user(1000), r), ACLEntry(.groupObj, r),
+                                       ACLEntry(.other, none)])
+        let duplicate = FileACL(entries: [ACLEntry(.userObj, rw), ACLEntry(.user(1000), r), ACLEntry(.user(1000), rw),
+                                          ACLEntry(.groupObj, r), ACLEntry(.mask, rw), ACLEntry(.other, none)])
+        let noOther = FileACL(entries: [ACLEntry(.userObj, rw), ACLEntry(.groupObj, r)])
+        for invalid in [noMask, duplicate, noOther] {
+            #expect(FixVisitor.validatedXattr(invalid) == nil, "\(invalid.text)")
+            #expect(invalid.problem != nil, "ezmsi's own rule agrees with libacl on \(invalid.text)")
+        }
+    }
+
     /// The change time is trusted only with multigrain timestamps: Linux 6.13+ on ext4, xfs, btrfs or tmpfs.
     @Test func changeTimeIsTrustedOnlyWithMultigrainTimestamps() throws {
         #expect(ObjectAccess.kernelAtLeast(6, 13, release: "6.13.0"))
