@@ -211,7 +211,7 @@ final class FixVisitor: TreeVisitor {
     let ctx: FixContext
     var stats = FixStats()
     /// The batch being filled by the walk.
-    private(set) var batch = FixBatch()
+    private var batch = FixBatch()
     /// The batch journaled last, whose changes wait for its fsync (which runs while the walk fills the next one),
     /// with its verified objects and its journal ticket; and a batch to fill next.
     private var inFlight: (batch: FixBatch, objects: [VerifiedObject?], ticket: UInt64)?

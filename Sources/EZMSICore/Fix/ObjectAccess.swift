@@ -63,8 +63,7 @@ enum ObjectAccess {
     static let procFD: Int32 = {
         let fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return -1 }
-        var s = statfs()
-        guard fstatfs(fd, &s) == 0, Int(s.f_type) == PROC_SUPER_MAGIC else { Glibc.close(fd); return -1 }
+        guard filesystemType(fd) == UInt64(PROC_SUPER_MAGIC) else { Glibc.close(fd); return -1 }
         return fd
     }()
     static var procUsable: Bool { procFD >= 0 }
